@@ -1,0 +1,306 @@
+"""The little that differs between asyncio and trio, chosen per running loop.
+
+The seed's API promises asyncio objects on asyncio (``start_background_task``
+returns an ``asyncio.Task``, ``create_queue`` an ``asyncio.Queue``); on trio
+the same calls return objects with the same methods. Everything else in the
+package is plain anyio.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from typing import Any, Awaitable, Callable
+
+import anyio
+import sniffio
+
+__all__ = ["Backend", "get_backend"]
+
+
+class Backend:
+    """What the server needs from the event loop it runs on."""
+
+    name = "base"
+
+    def __init__(self) -> None:
+        self.tasks: set[Any] = set()
+
+    def clock(self) -> Callable[[], float]:
+        """A cheap zero-argument monotonic clock of this loop."""
+        return anyio.current_time
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Start ``fn(*args)`` as a task the server owns; return its handle."""
+        raise NotImplementedError
+
+    async def cancel_all(self, timeout: float = 5.0) -> None:
+        """Cancel every task this backend started and wait (bounded) for them."""
+        raise NotImplementedError
+
+    def create_event(self) -> Any:
+        """An event with ``set``, ``clear``, ``is_set`` and ``wait``."""
+        raise NotImplementedError
+
+    def create_queue(self, maxsize: int = 0) -> Any:
+        """A queue with asyncio.Queue's methods."""
+        raise NotImplementedError
+
+    def queue_empty_exception(self) -> type[Exception]:
+        """What ``get_nowait`` raises on an empty queue from :meth:`create_queue`."""
+        raise NotImplementedError
+
+
+class AsyncioBackend(Backend):
+    """asyncio: real ``asyncio`` tasks, events and queues, as the seed documents."""
+
+    name = "asyncio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        import asyncio
+
+        self._asyncio = asyncio
+        self._loop = asyncio.get_running_loop()
+
+    def clock(self) -> Callable[[], float]:
+        return self._loop.time
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        task: Any = self._loop.create_task(fn(*args))  # type: ignore[arg-type]
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: Any) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logging.getLogger("engineio_asgi").error("background task failed", exc_info=task.exception())
+
+    async def cancel_all(self, timeout: float = 5.0) -> None:
+        current = self._asyncio.current_task()
+        tasks = [t for t in self.tasks if t is not current]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            with anyio.move_on_after(timeout):
+                await self._asyncio.gather(*tasks, return_exceptions=True)
+
+    def create_event(self) -> Any:
+        return self._asyncio.Event()
+
+    def create_queue(self, maxsize: int = 0) -> Any:
+        return self._asyncio.Queue(maxsize)
+
+    def queue_empty_exception(self) -> type[Exception]:
+        return self._asyncio.QueueEmpty
+
+
+class TrioTask:
+    """A trio stand-in for ``asyncio.Task``: ``cancel()``, ``done()``, ``result()``, awaitable."""
+
+    def __init__(self) -> None:
+        self._scope = anyio.CancelScope()
+        self._finished = anyio.Event()
+        self._result: Any = None
+        self._error: BaseException | None = None
+        self._cancelled = False
+
+    def cancel(self) -> bool:
+        """Request cancellation; True if the task had not finished."""
+        if self._finished.is_set():
+            return False
+        self._scope.cancel()
+        return True
+
+    def done(self) -> bool:
+        """Whether the task has finished, however."""
+        return self._finished.is_set()
+
+    def cancelled(self) -> bool:
+        """Whether the task ended by cancellation."""
+        return self._cancelled
+
+    def result(self) -> Any:
+        """The return value, or the exception it raised."""
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def __await__(self) -> Any:
+        return self._wait().__await__()
+
+    async def _wait(self) -> Any:
+        await self._finished.wait()
+        return self.result()
+
+
+class TrioBackend(Backend):
+    """trio: system tasks owned by the server, anyio events, an asyncio-like queue."""
+
+    name = "trio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        import trio
+
+        self._trio = trio
+
+    def clock(self) -> Callable[[], float]:
+        return self._trio.current_time  # type: ignore[no-any-return]
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        handle = TrioTask()
+        self.tasks.add(handle)
+
+        async def runner() -> None:
+            try:
+                with handle._scope:
+                    handle._result = await fn(*args)
+                if handle._scope.cancel_called:
+                    handle._cancelled = True
+            except Exception as exc:  # a system task must never raise
+                handle._error = exc
+                logging.getLogger("engineio_asgi").error("background task failed", exc_info=exc)
+            finally:
+                self.tasks.discard(handle)
+                handle._finished.set()
+
+        self._trio.lowlevel.spawn_system_task(runner)
+        return handle
+
+    async def cancel_all(self, timeout: float = 5.0) -> None:
+        tasks = list(self.tasks)
+        for t in tasks:
+            t.cancel()
+        with anyio.move_on_after(timeout):
+            for t in tasks:
+                await t._finished.wait()
+
+    def create_event(self) -> Any:
+        return ResettableEvent()
+
+    def create_queue(self, maxsize: int = 0) -> Any:
+        return Queue(maxsize)
+
+    def queue_empty_exception(self) -> type[Exception]:
+        return QueueEmpty
+
+
+class ResettableEvent:
+    """An event with ``clear()``, as asyncio's has, on any anyio backend."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def set(self) -> None:
+        """Set the flag and wake every waiter."""
+        self._event.set()
+
+    def clear(self) -> None:
+        """Unset the flag (waiters that already woke are not affected)."""
+        if self._event.is_set():
+            self._event = anyio.Event()
+
+    def is_set(self) -> bool:
+        """Whether the flag is set."""
+        return self._event.is_set()
+
+    async def wait(self) -> bool:
+        """Wait until the flag is set."""
+        await self._event.wait()
+        return True
+
+
+class QueueEmpty(Exception):
+    """Raised by :meth:`Queue.get_nowait` on an empty queue."""
+
+
+class QueueFull(Exception):
+    """Raised by :meth:`Queue.put_nowait` on a full queue."""
+
+
+class Queue:
+    """A FIFO queue with asyncio.Queue's methods, on any anyio backend."""
+
+    def __init__(self, maxsize: int = 0) -> None:
+        self.maxsize = maxsize
+        self._items: deque[Any] = deque()
+        self._changed = anyio.Event()
+        self._unfinished = 0
+        self._all_done = anyio.Event()
+        self._all_done.set()
+
+    def qsize(self) -> int:
+        """How many items are queued."""
+        return len(self._items)
+
+    def empty(self) -> bool:
+        """Whether nothing is queued."""
+        return not self._items
+
+    def full(self) -> bool:
+        """Whether a bounded queue is at its bound."""
+        return 0 < self.maxsize <= len(self._items)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    def put_nowait(self, item: Any) -> None:
+        """Queue ``item`` or raise :class:`QueueFull`."""
+        if self.full():
+            raise QueueFull()
+        self._items.append(item)
+        self._unfinished += 1
+        if self._all_done.is_set():
+            self._all_done = anyio.Event()
+        self._notify()
+
+    async def put(self, item: Any) -> None:
+        """Queue ``item``, waiting for room in a bounded queue."""
+        while self.full():
+            await self._changed.wait()
+        self.put_nowait(item)
+
+    def get_nowait(self) -> Any:
+        """Take the oldest item or raise :class:`QueueEmpty`."""
+        if not self._items:
+            raise QueueEmpty()
+        item = self._items.popleft()
+        self._notify()
+        return item
+
+    async def get(self) -> Any:
+        """Take the oldest item, waiting for one."""
+        while not self._items:
+            await self._changed.wait()
+        return self.get_nowait()
+
+    def task_done(self) -> None:
+        """Mark one taken item as processed."""
+        if self._unfinished <= 0:
+            raise ValueError("task_done() called too many times")
+        self._unfinished -= 1
+        if self._unfinished == 0:
+            self._all_done.set()
+
+    async def join(self) -> None:
+        """Wait until every item put has been marked done."""
+        await self._all_done.wait()
+
+
+_BACKENDS: dict[str, type[Backend]] = {"asyncio": AsyncioBackend, "trio": TrioBackend}
+
+
+def get_backend() -> Backend:
+    """A backend for the loop running now."""
+    name = sniffio.current_async_library()
+    try:
+        return _BACKENDS[name]()
+    except KeyError:
+        raise RuntimeError(f"unsupported async library {name!r}") from None
+
+
+INF = math.inf

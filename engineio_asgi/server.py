@@ -1,0 +1,818 @@
+"""``AsyncServer``: python-engineio's asynchronous server API, on anyio, for ASGI."""
+
+from __future__ import annotations
+
+import inspect
+import json as _stdlib_json
+import logging
+from typing import Any, Awaitable, Callable, MutableMapping
+
+import anyio
+
+from engineio_sansio import (
+    CloseReason,
+    CloseWebSocket,
+    Data,
+    MessageReceived,
+    Packet,
+    PacketType,
+    Request,
+    Response,
+    Route,
+    RouteKind,
+    SendFrames,
+    Server,
+    ServerConfig,
+    Session,
+    SessionClosed,
+    SessionState,
+    Transport,
+    TransportWritable,
+    WebSocket,
+)
+
+from ._backend import Backend, get_backend
+from .environ import build_environ, request_from_scope
+from .exceptions import ConnectionRefusedError
+
+__all__ = ["AsyncServer", "reason"]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+_json: Any = _stdlib_json
+"""The process-wide JSON module (the seed's ``json`` option)."""
+
+default_logger = logging.getLogger("engineio_asgi.server")
+
+_NUMERIC_JSON_START = frozenset('{["tfnNI- \t\r\n')
+_TIMER_SLACK = 0.005
+_GONE: Any = object()  # the client left before the body was complete
+_OPEN = SessionState.OPEN
+
+
+class reason:  # noqa: N801 - the seed's name
+    """Disconnection reasons, as python-engineio spells them."""
+
+    CLIENT_DISCONNECT = CloseReason.CLIENT_DISCONNECT.value
+    """Client-initiated disconnection."""
+    SERVER_DISCONNECT = CloseReason.SERVER_DISCONNECT.value
+    """Server-initiated disconnection."""
+    PING_TIMEOUT = CloseReason.PING_TIMEOUT.value
+    """Ping timeout."""
+    TRANSPORT_CLOSE = CloseReason.TRANSPORT_CLOSE.value
+    """Transport close."""
+    TRANSPORT_ERROR = CloseReason.TRANSPORT_ERROR.value
+    """Transport error."""
+
+
+class _WSConn:
+    """The runtime side of one websocket: its ASGI ``send`` and write state."""
+
+    __slots__ = ("send", "writing", "close_code", "close_sent", "accepted")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.writing = False
+        self.close_code: int | None = None
+        self.close_sent = False
+        self.accepted = False
+
+
+class _SessionRT:
+    """The runtime side of a session: user data, environ, the held poll's event."""
+
+    __slots__ = ("data", "environ", "poll_event")
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.data: dict[str, Any] = {}
+        self.environ = environ
+        self.poll_event: anyio.Event | None = None
+
+
+class _SessionContext:
+    """``async with server.session(sid) as session:`` — load, then save on exit."""
+
+    def __init__(self, server: AsyncServer, sid: str) -> None:
+        self.server = server
+        self.sid = sid
+        self.session: dict[str, Any] | None = None
+
+    async def __aenter__(self) -> dict[str, Any]:
+        self.session = await self.server.get_session(self.sid)
+        return self.session
+
+    async def __aexit__(self, *exc: Any) -> None:
+        assert self.session is not None
+        await self.server.save_session(self.sid, self.session)
+
+
+class AsyncServer:
+    """An Engine.IO server for ASGI, on asyncio or trio.
+
+    The constructor takes python-engineio's options (see the project docs for
+    each); unknown keyword arguments are ignored, as the seed says. Serve it
+    with :class:`engineio_asgi.ASGIApp`.
+    """
+
+    reason = reason
+
+    def __init__(
+        self,
+        async_mode: str | None = None,
+        ping_interval: float | tuple[float, float] = 25,
+        ping_timeout: float = 20,
+        max_http_buffer_size: int = 1_000_000,
+        allow_upgrades: bool = True,
+        http_compression: bool = True,
+        compression_threshold: int = 1024,
+        cookie: Any = None,
+        cors_allowed_origins: Any = None,
+        cors_credentials: bool = True,
+        logger: bool | logging.Logger = False,
+        json: Any = None,
+        async_handlers: bool = True,
+        monitor_clients: bool | None = None,
+        transports: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if async_mode not in (None, "asgi"):
+            raise ValueError(
+                f"async_mode {async_mode!r} is not available: engineio_asgi is an ASGI-only "
+                "server. Use async_mode='asgi' (or leave it out) and serve "
+                "engineio_asgi.ASGIApp(server) with an ASGI server such as uvicorn, "
+                "hypercorn or granian."
+            )
+        self.async_mode = "asgi"
+        self.config = ServerConfig.from_options(
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            max_http_buffer_size=max_http_buffer_size,
+            allow_upgrades=allow_upgrades,
+            http_compression=http_compression,
+            compression_threshold=compression_threshold,
+            cookie=cookie,
+            cors_allowed_origins=cors_allowed_origins,
+            cors_credentials=cors_credentials,
+            transports=transports,
+            monitor_clients=monitor_clients is not False,
+            **{
+                k: v
+                for k, v in kwargs.items()
+                if k in ("upgrade_timeout", "close_timeout", "max_queued_bytes")
+            },
+        )
+        self.ping_interval = self.config.ping_interval
+        self.ping_interval_grace_period = self.config.ping_interval_grace
+        self.ping_timeout = self.config.ping_timeout
+        self.max_http_buffer_size = self.config.max_http_buffer_size
+        self.allow_upgrades = allow_upgrades
+        self.http_compression = http_compression
+        self.compression_threshold = compression_threshold
+        self.cookie = cookie
+        self.cors_allowed_origins = cors_allowed_origins
+        self.cors_credentials = cors_credentials
+        self.async_handlers = async_handlers
+        self.monitor_clients = monitor_clients is not False
+        self.transports = list(self.config.transports)
+        if json is not None:
+            global _json
+            _json = json
+        if not isinstance(logger, bool):
+            self.logger = logger
+        else:
+            self.logger = default_logger
+            if self.logger.level == logging.NOTSET:
+                self.logger.setLevel(logging.INFO if logger else logging.ERROR)
+                if not self.logger.handlers:
+                    self.logger.addHandler(logging.StreamHandler())
+        self.handlers: dict[str, Callable[..., Any]] = {}
+        self._disconnect_takes_reason = True
+        self._core = Server(self.config)
+        self._backend: Backend | None = None
+        self._clock: Callable[[], float] = anyio.current_time
+        self._timer_task: Any = None
+        self._timer_wake: anyio.Event | None = None
+        self._timer_target = float("inf")
+        self._closing = False
+
+    # --- handlers ------------------------------------------------------------
+
+    def on(self, event: str, handler: Callable[..., Any] | None = None) -> Any:
+        """Register a handler for ``connect``, ``message`` or ``disconnect``.
+
+        Without ``handler`` this returns a decorator.
+        """
+        if event not in ("connect", "message", "disconnect"):
+            raise ValueError(f"invalid event {event!r}")
+
+        def set_handler(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.handlers[event] = fn
+            if event == "disconnect":
+                self._disconnect_takes_reason = _accepts_args(fn, 2)
+            return fn
+
+        if handler is None:
+            return set_handler
+        set_handler(handler)
+        return None
+
+    # --- the seed's coroutine API ----------------------------------------------
+
+    async def send(self, sid: str, data: Any) -> None:
+        """Send a message: ``str``, ``bytes``, or a list/dict (sent as JSON).
+
+        An unknown or closed ``sid`` is logged and ignored, as python-engineio does.
+        """
+        session = self._core.sessions.get(sid)
+        if session is None:
+            self.logger.warning("cannot send to sid %s: no such session", sid)
+            return
+        if not isinstance(data, (str, bytes)):
+            data = _encode_data(data)
+        if not self._core.send(session, data):
+            self.logger.warning("cannot send to sid %s: session is closing", sid)
+            return
+        await self._flush(session)
+
+    async def send_packet(self, sid: str, pkt: Any) -> None:
+        """Send a raw packet: one of ours, or a python-engineio ``Packet``.
+
+        Only the packet's type and data are read; each transport encodes it
+        for itself, so one packet object may be shared by many recipients.
+        """
+        session = self._core.sessions.get(sid)
+        if session is None:
+            self.logger.warning("cannot send to sid %s: no such session", sid)
+            return
+        if isinstance(pkt, Packet):
+            packet = pkt
+        else:
+            data = pkt.data
+            if data is not None and not isinstance(data, (str, bytes)):
+                data = _encode_data(data)
+            packet = Packet(PacketType(pkt.packet_type), data)
+        if not self._core.send_packet(session, packet):
+            return
+        await self._flush(session)
+
+    async def get_session(self, sid: str) -> dict[str, Any]:
+        """The user session dict of ``sid`` (the live object)."""
+        session = self._core.sessions.get(sid)
+        if session is None or session.runtime is None:
+            raise KeyError("Session not found")
+        return session.runtime.data  # type: ignore[no-any-return]
+
+    async def save_session(self, sid: str, session: dict[str, Any]) -> None:
+        """Replace the user session dict of ``sid``."""
+        s = self._core.sessions.get(sid)
+        if s is None or s.runtime is None:
+            raise KeyError("Session not found")
+        s.runtime.data = session
+
+    def session(self, sid: str) -> _SessionContext:
+        """``async with server.session(sid) as session:`` edits are saved on exit."""
+        return _SessionContext(self, sid)
+
+    async def disconnect(self, sid: str | None = None) -> None:
+        """Close one session (or every session): the client gets CLOSE, handlers run.
+
+        Returns once the close is handed to the transport; it never waits for
+        a polling client to come back.
+        """
+        core = self._core
+        now = self._clock()
+        if sid is None:
+            core.close_all(now)
+        else:
+            session = core.sessions.get(sid)
+            if session is None:
+                return
+            core.close(session, now)
+        await self._drain_events()
+        self._timer_changed()
+
+    def transport(self, sid: str) -> str:
+        """``'polling'`` or ``'websocket'``; raises ``KeyError`` for an unknown sid."""
+        session = self._core.sessions.get(sid)
+        if session is None:
+            raise KeyError("Session not found")
+        return session.transport.value
+
+    def generate_id(self) -> str:
+        """A new unguessable session id."""
+        return self._core.sid_generator()
+
+    async def shutdown(self) -> None:
+        """Close every session (reason: server disconnect), then stop background tasks."""
+        self._closing = True
+        if self._backend is None:
+            return
+        await self.disconnect()
+        self._timer_task = None
+        await self._backend.cancel_all()
+        self._closing = False
+
+    def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``target(*args, **kwargs)`` as a task; on asyncio an ``asyncio.Task``.
+
+        The server owns it: :meth:`shutdown` cancels it.
+        """
+        backend = self._ensure_backend()
+
+        async def run() -> Any:
+            result = target(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+
+        return backend.spawn(run)
+
+    async def sleep(self, seconds: float = 0) -> None:
+        """Sleep on whatever loop is running."""
+        await anyio.sleep(seconds)
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> Any:
+        """A queue for this loop (``asyncio.Queue`` on asyncio)."""
+        return self._ensure_backend().create_queue(*args, **kwargs)
+
+    def get_queue_empty_exception(self) -> type[Exception]:
+        """The exception ``get_nowait`` raises on an empty queue of :meth:`create_queue`."""
+        return self._ensure_backend().queue_empty_exception()
+
+    def create_event(self, *args: Any, **kwargs: Any) -> Any:
+        """An event for this loop (``asyncio.Event`` on asyncio)."""
+        return self._ensure_backend().create_event(*args, **kwargs)
+
+    def attach(self, app: Any, engineio_path: str = "engine.io") -> Any:
+        """Return an ASGI app that serves Engine.IO at ``engineio_path`` and ``app`` elsewhere.
+
+        ASGI apps cannot be changed in place, so the combined app is returned.
+        """
+        from .asgi import ASGIApp
+
+        return ASGIApp(self, other_asgi_app=app, engineio_path=engineio_path)
+
+    # --- entry point ---------------------------------------------------------
+
+    async def handle_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI ``http`` or ``websocket`` connection for Engine.IO."""
+        self._ensure_backend()
+        if scope["type"] == "websocket":
+            await self._handle_websocket(scope, receive, send)
+        else:
+            await self._handle_http(scope, receive, send)
+
+    # --- internals: loop, timer ------------------------------------------------
+
+    def _ensure_backend(self) -> Backend:
+        backend = self._backend
+        if backend is None:
+            backend = self._backend = get_backend()
+            self._clock = backend.clock()
+        return backend
+
+    def _timer_changed(self) -> None:
+        """Make sure the timer driver runs and will wake by the core's next deadline."""
+        deadline = self._core.next_deadline()
+        if deadline is None or deadline >= self._timer_target:
+            return
+        if self._timer_task is None:
+            if self._backend is None or self._closing:
+                return
+            self._timer_task = self._backend.spawn(self._timer_loop)
+        elif self._timer_wake is not None:
+            self._timer_wake.set()
+
+    async def _timer_loop(self) -> None:
+        core = self._core
+        clock = self._clock
+        while True:
+            deadline = core.next_deadline()
+            wake = self._timer_wake = anyio.Event()
+            if deadline is None:
+                self._timer_target = float("inf")
+                await wake.wait()
+                continue
+            # wake a little late rather than early, so neighbouring deadlines share one wake-up
+            self._timer_target = deadline + _TIMER_SLACK
+            delay = self._timer_target - clock()
+            if delay > 0:
+                with anyio.move_on_after(delay):
+                    await wake.wait()
+            self._timer_target = float("inf")
+            core.handle_timer(clock())
+            if core.events:
+                self._dispatch_detached(core.take_events())
+
+    # --- internals: events -----------------------------------------------------
+
+    async def _drain_events(self) -> None:
+        core = self._core
+        while core.events:
+            await self._dispatch(core.take_events())
+
+    async def _dispatch(self, events: list[Any]) -> None:
+        for ev in events:
+            kind = type(ev)
+            if kind is MessageReceived:
+                await self._on_message(ev.session, ev.data)
+            elif kind is SessionClosed:
+                await self._on_closed(ev.session, ev.reason)
+            elif kind is TransportWritable:
+                await self._flush(ev.session)
+            elif kind is SendFrames:
+                await self._send_frames(ev.ws, ev.frames)
+            elif kind is CloseWebSocket:
+                await self._close_ws(ev.ws, ev.code)
+
+    def _dispatch_detached(self, events: list[Any]) -> None:
+        """Dispatch from the timer driver: nothing here may block it."""
+        backend = self._backend
+        assert backend is not None
+        for ev in events:
+            kind = type(ev)
+            if kind is TransportWritable:
+                session = ev.session
+                rt = session.runtime
+                if rt is not None and rt.poll_event is not None:
+                    rt.poll_event.set()
+                if session.transport is Transport.WEBSOCKET:
+                    ws = session.ws
+                    conn = ws.runtime if ws is not None else None
+                    if conn is not None and not conn.writing:
+                        backend.spawn(self._flush, session)
+            else:
+                backend.spawn(self._dispatch, [ev])
+
+    async def _flush(self, session: Session) -> None:
+        """Move what the session has queued onto its transport."""
+        rt = session.runtime
+        if rt is not None and rt.poll_event is not None:
+            rt.poll_event.set()
+        if session.transport is not Transport.WEBSOCKET:
+            return
+        ws = session.ws
+        if ws is None:
+            return
+        conn: _WSConn | None = ws.runtime
+        if conn is None or conn.writing or not conn.accepted:
+            return
+        conn.writing = True
+        core = self._core
+        try:
+            while True:
+                frames = core.take_frames(session)
+                if not frames:
+                    break
+                send = conn.send
+                for frame in frames:
+                    if type(frame) is str:
+                        await send({"type": "websocket.send", "text": frame})
+                    else:
+                        await send({"type": "websocket.send", "bytes": frame})
+        except Exception as exc:  # the peer is gone: the core reports it as a close
+            self.logger.info("sid %s: websocket write failed (%s)", session.sid, exc)
+            conn.close_sent = True
+            core.websocket_closed(ws, self._clock())
+        finally:
+            conn.writing = False
+        if core.events:
+            await self._drain_events()
+        if conn.close_code is not None and not conn.close_sent:
+            await self._send_close(conn)
+
+    async def _send_frames(self, ws: WebSocket, frames: tuple[Data, ...]) -> None:
+        conn: _WSConn | None = ws.runtime
+        if conn is None or conn.close_sent:
+            return
+        try:
+            for frame in frames:
+                if isinstance(frame, str):
+                    await conn.send({"type": "websocket.send", "text": frame})
+                else:
+                    await conn.send({"type": "websocket.send", "bytes": frame})
+        except Exception:
+            conn.close_sent = True
+            self._core.websocket_closed(ws, self._clock())
+
+    async def _close_ws(self, ws: WebSocket, code: int) -> None:
+        conn: _WSConn | None = ws.runtime
+        if conn is None:
+            return
+        conn.close_code = code
+        if not conn.writing and not conn.close_sent and conn.accepted:
+            await self._send_close(conn)
+
+    async def _send_close(self, conn: _WSConn) -> None:
+        conn.close_sent = True
+        try:
+            await conn.send({"type": "websocket.close", "code": conn.close_code or 1000})
+        except Exception:
+            pass  # already gone: nothing left to tell it
+
+    # --- internals: application handlers ---------------------------------------
+
+    async def _on_message(self, session: Session, data: Data) -> None:
+        handler = self.handlers.get("message")
+        if handler is None:
+            return
+        if type(data) is str and data and data[0] in _NUMERIC_JSON_START:
+            try:
+                data = _json.loads(data)
+            except ValueError:
+                pass
+        if self.async_handlers and inspect.iscoroutinefunction(handler):
+            self._backend.spawn(self._call_message, handler, session.sid, data)  # type: ignore[union-attr]
+        else:
+            await self._call_message(handler, session.sid, data)
+
+    async def _call_message(self, handler: Callable[..., Any], sid: str, data: Any) -> None:
+        try:
+            result = handler(sid, data)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            self.logger.exception("sid %s: message handler error", sid)
+
+    async def _on_closed(self, session: Session, why: CloseReason) -> None:
+        self.logger.info("sid %s: closed (%s)", session.sid, why.value)
+        handler = self.handlers.get("disconnect")
+        if handler is None:
+            return
+        try:
+            if self._disconnect_takes_reason:
+                result = handler(session.sid, why.value)
+            else:
+                result = handler(session.sid)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            self.logger.exception("sid %s: disconnect handler error", session.sid)
+
+    async def _run_connect(self, session: Session, environ: dict[str, Any]) -> tuple[bool, Any]:
+        """Ask the application; returns (accepted, body for the 401 if not)."""
+        handler = self.handlers.get("connect")
+        if handler is None:
+            return True, None
+        try:
+            result = handler(session.sid, environ)
+            if inspect.isawaitable(result):
+                result = await result
+        except ConnectionRefusedError as exc:
+            return False, exc.error_args
+        except Exception as exc:
+            args = getattr(exc, "error_args", None)
+            if args is None:
+                self.logger.exception("sid %s: connect handler error", session.sid)
+            return False, args
+        if result is None or result is True:
+            return True, None
+        return False, (None if result is False else result)
+
+    def _unauthorized_body(self, body: Any) -> bytes:
+        return _json.dumps(body if body is not None else "Unauthorized").encode("utf-8")  # type: ignore[no-any-return]
+
+    # --- internals: HTTP long polling -------------------------------------------
+
+    async def _handle_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        core = self._core
+        clock = self._clock
+        request = request_from_scope(scope)
+        route = core.route(request, clock())
+        if isinstance(route, Response):
+            await _respond(send, route)
+            return
+        kind = route.kind
+        if kind is RouteKind.POLL:
+            response = core.poll(route, request)
+            if response is None:
+                response = await self._hold_poll(route, request, receive)
+                if response is None:
+                    return
+            await _respond(send, response)
+        elif kind is RouteKind.POST:
+            await self._handle_post(route, scope, receive, send)
+        elif kind is RouteKind.HANDSHAKE:
+            session = core.open_session(route, clock())
+            ok, body = await self._open(session, scope, receive, send)
+            if not ok:
+                await _respond(send, core.reject(session, route, self._unauthorized_body(body)))
+                return
+            response = core.poll(route, request)
+            assert response is not None
+            await _respond(send, response)
+        else:
+            await _respond(send, core.preflight_response(route))
+        if core.events:
+            await self._drain_events()
+
+    async def _open(self, session: Session, scope: Scope, receive: Receive, send: Send) -> tuple[bool, Any]:
+        environ = build_environ(scope, receive, send)
+        session.runtime = _SessionRT(environ)
+        ok, body = await self._run_connect(session, environ)
+        if session.state is not SessionState.OPENING:
+            return False, body  # closed from inside its own connect handler
+        if not ok:
+            self.logger.info("sid %s: application rejected the connection", session.sid)
+            return False, body
+        self._core.accept(session, self._clock())
+        self._timer_changed()
+        return True, None
+
+    async def _hold_poll(self, route: Route, request: Request, receive: Receive) -> Response | None:
+        session = route.session
+        assert session is not None
+        rt: _SessionRT = session.runtime
+        event = rt.poll_event = anyio.Event()
+        left = False
+        async with anyio.create_task_group() as tg:
+
+            async def watch_disconnect() -> None:
+                nonlocal left
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        left = True
+                        tg.cancel_scope.cancel()
+                        return
+
+            tg.start_soon(watch_disconnect)
+            await event.wait()
+            tg.cancel_scope.cancel()
+        if rt.poll_event is event:
+            rt.poll_event = None
+        if left:
+            self._core.poll_abandoned(session)
+            return None
+        return self._core.poll_response(route, request)
+
+    async def _handle_post(self, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
+        core = self._core
+        busy = core.begin_post(route)
+        if busy is not None:
+            await _respond(send, busy)
+            await self._drain_events()
+            return
+        limit = self.config.max_http_buffer_size
+        body = await _read_body(scope, receive, limit)
+        if body is _GONE:
+            core.post_abandoned(route)
+            return
+        if body is None:
+            response = core.post_too_large(route)
+        else:
+            response = core.post(route, body, self._clock())
+        if core.events:
+            # handlers before the answer, in order, as python-engineio does
+            await self._drain_events()
+        await _respond(send, response)
+
+    # --- internals: websocket ---------------------------------------------------
+
+    async def _handle_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        core = self._core
+        clock = self._clock
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        request = request_from_scope(scope)
+        route = core.route(request, clock(), websocket=True)
+        if isinstance(route, Response):
+            await _deny(scope, send, route)
+            return
+        conn = _WSConn(send)
+        if route.kind is RouteKind.HANDSHAKE:
+            session = core.open_session(route, clock())
+            ws = session.ws
+            assert ws is not None
+            ws.runtime = conn
+            ok, body = await self._open(session, scope, receive, send)
+            if not ok:
+                response = core.reject(session, route, self._unauthorized_body(body))
+                await _deny(scope, send, response)
+                core.take_events()
+                return
+            headers = core.handshake_headers(session)
+            await send({"type": "websocket.accept", "headers": headers})
+            conn.accepted = True
+            await self._flush(session)
+        else:
+            ws = core.attach_probe(route, clock())
+            ws.runtime = conn
+            self._timer_changed()
+            await send({"type": "websocket.accept"})
+            conn.accepted = True
+        if core.events:
+            await self._drain_events()
+        await self._read_websocket(ws, receive)
+
+    async def _read_websocket(self, ws: WebSocket, receive: Receive) -> None:
+        core = self._core
+        clock = self._clock
+        session = ws.session
+        handler = self.handlers.get("message")
+        spawn = self._backend.spawn  # type: ignore[union-attr]
+        run_async = self.async_handlers and handler is not None and inspect.iscoroutinefunction(handler)
+        try:
+            while True:
+                message = await receive()
+                mtype = message["type"]
+                if mtype == "websocket.receive":
+                    frame = message.get("text")
+                    if frame is None:
+                        frame = message.get("bytes") or b""
+                    data = core.receive_frame(ws, frame, clock())
+                    if data is not None and handler is not None:
+                        if type(data) is str and data and data[0] in _NUMERIC_JSON_START:
+                            try:
+                                data = _json.loads(data)
+                            except ValueError:
+                                pass
+                        if run_async:
+                            spawn(self._call_message, handler, session.sid, data)
+                        else:
+                            await self._call_message(handler, session.sid, data)
+                    if core.events:
+                        await self._drain_events()
+                    if ws.closed and ws.runtime.close_sent:
+                        # we closed it: wait for the server's disconnect, bounded
+                        with anyio.move_on_after(5):
+                            while (await receive())["type"] != "websocket.disconnect":
+                                pass
+                        return
+                elif mtype == "websocket.disconnect":
+                    return
+        finally:
+            if not ws.closed:
+                core.websocket_closed(ws, clock())
+            if core.events:
+                with anyio.CancelScope(shield=True):
+                    await self._drain_events()
+
+
+def _accepts_args(fn: Callable[..., Any], n: int) -> bool:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return True
+    try:
+        sig.bind(*range(n))
+    except TypeError:
+        return False
+    return True
+
+
+def _encode_data(data: Any) -> str | bytes:
+    if isinstance(data, (dict, list)):
+        return _json.dumps(data, separators=(",", ":"))  # type: ignore[no-any-return]
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    return str(data)
+
+
+async def _respond(send: Send, response: Response) -> None:
+    headers = response.headers
+    headers.append((b"content-length", str(len(response.body)).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+async def _deny(scope: Scope, send: Send, response: Response) -> None:
+    """Refuse a websocket: an HTTP answer where the server supports it, else close before accept."""
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        headers = list(response.headers)
+        headers.append((b"content-length", str(len(response.body)).encode()))
+        await send({"type": "websocket.http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": response.body})
+    else:
+        await send({"type": "websocket.close", "code": 1008})
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> Any:
+    """Read a request body across every ``http.request`` message; None once past ``limit``."""
+    for name, value in scope.get("headers") or ():
+        if name == b"content-length":
+            try:
+                if int(value) > limit:
+                    return None
+            except ValueError:
+                return None
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return _GONE
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    if len(chunks) == 1:
+        return chunks[0]  # type: ignore[no-any-return]
+    return b"".join(chunks)

@@ -1,0 +1,266 @@
+"""HTTP policy as pure functions: requests, responses, CORS, cookies, compression."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any, Callable, Iterable, Mapping, Sequence
+from urllib.parse import unquote_plus
+
+from .config import CookieOption, ServerConfig
+from .errors import ProtocolError
+
+__all__ = [
+    "Headers",
+    "Request",
+    "Response",
+    "choose_encoding",
+    "compress_body",
+    "cookie_header",
+    "cors_headers",
+    "error_response",
+    "origin_allowed",
+    "parse_query",
+]
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class Request:
+    """An HTTP (or websocket handshake) request, reduced to what the protocol reads.
+
+    ``headers`` maps lower-case names to values (repeated headers joined with
+    ``", "``); ``scheme`` is the URL scheme the server saw (``http``, ``https``,
+    ``ws`` or ``wss``).
+    """
+
+    __slots__ = ("method", "query", "headers", "scheme")
+
+    def __init__(
+        self,
+        method: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str] | None = None,
+        scheme: str = "http",
+    ) -> None:
+        self.method = method
+        self.query = query
+        self.headers = headers if headers is not None else {}
+        self.scheme = scheme
+
+    def __repr__(self) -> str:
+        return f"Request({self.method!r}, {dict(self.query)!r}, scheme={self.scheme!r})"
+
+
+class Response:
+    """An HTTP response for the runtime to write as it is."""
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, headers: Headers, body: bytes = b"") -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of header ``name`` (lower case), for tests and logs."""
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return None
+
+    def __repr__(self) -> str:
+        return f"Response({self.status}, body={self.body[:60]!r})"
+
+
+def parse_query(query_string: bytes | str) -> dict[str, str]:
+    """Parse a query string; the first value of a repeated key wins."""
+    if isinstance(query_string, bytes):
+        query_string = query_string.decode("latin-1")
+    result: dict[str, str] = {}
+    if not query_string:
+        return result
+    for part in query_string.split("&"):
+        if not part:
+            continue
+        key, _, value = part.partition("=")
+        if "%" in key or "+" in key:
+            key = unquote_plus(key)
+        if "%" in value or "+" in value:
+            value = unquote_plus(value)
+        result.setdefault(key, value)
+    return result
+
+
+TEXT_PLAIN = (b"content-type", b"text/plain; charset=UTF-8")
+JSON_TYPE = (b"content-type", b"application/json")
+
+
+def error_response(error: ProtocolError, extra_headers: Headers | None = None) -> Response:
+    """The reference server's JSON error body for a protocol error."""
+    body = json.dumps({"code": int(error.code), "message": error.message}).encode()
+    headers = [JSON_TYPE]
+    if extra_headers:
+        headers.extend(extra_headers)
+    return Response(error.status, headers, body)
+
+
+# --- CORS -------------------------------------------------------------------
+
+
+def _own_origin(request: Request) -> str:
+    h = request.headers
+    scheme = h.get("x-forwarded-proto", "").split(",")[0].strip() or request.scheme
+    if scheme == "ws":
+        scheme = "http"
+    elif scheme == "wss":
+        scheme = "https"
+    host = h.get("x-forwarded-host", "").split(",")[0].strip() or h.get("host", "")
+    return f"{scheme}://{host}"
+
+
+def origin_allowed(config: ServerConfig, request: Request, origin: str) -> bool:
+    """Whether ``origin`` may talk to this server under ``cors_allowed_origins``."""
+    allowed = config.cors_allowed_origins
+    if allowed is None:
+        return origin == _own_origin(request)
+    if isinstance(allowed, str):
+        return allowed == "*" or origin == allowed
+    if callable(allowed):
+        return bool(allowed(origin))
+    if "*" in allowed:
+        return True
+    return origin in allowed
+
+
+def cors_headers(config: ServerConfig, request: Request) -> Headers | None:
+    """CORS response headers for ``request``, or ``None`` when its origin is refused.
+
+    A request without an ``Origin`` header is not a cross-origin browser
+    request and gets no headers. ``cors_allowed_origins=[]`` turns CORS
+    handling off entirely: nothing is checked and nothing is added.
+    """
+    allowed = config.cors_allowed_origins
+    if isinstance(allowed, Sequence) and not isinstance(allowed, str) and len(allowed) == 0:
+        return []
+    origin = request.headers.get("origin")
+    if origin is None:
+        return []
+    if not origin_allowed(config, request, origin):
+        return None
+    headers: Headers = []
+    if allowed == "*" or (isinstance(allowed, (list, tuple)) and "*" in allowed):
+        value = origin if config.cors_credentials else "*"
+    else:
+        value = origin
+    headers.append((b"access-control-allow-origin", value.encode("latin-1")))
+    if value != "*":
+        headers.append((b"vary", b"Origin"))
+    if config.cors_credentials:
+        headers.append((b"access-control-allow-credentials", b"true"))
+    if request.method == "OPTIONS":
+        headers.append((b"access-control-allow-methods", b"OPTIONS, GET, POST"))
+        req_headers = request.headers.get("access-control-request-headers")
+        if req_headers and _safe_token_list(req_headers):
+            headers.append((b"access-control-allow-headers", req_headers.encode("latin-1")))
+    return headers
+
+
+def _safe_token_list(value: str) -> bool:
+    # Only header-name characters, commas and spaces are echoed back.
+    return all(c.isalnum() or c in "-_, " for c in value) and len(value) < 1024
+
+
+# --- cookie -----------------------------------------------------------------
+
+
+def cookie_header(cookie: CookieOption, sid: str) -> tuple[bytes, bytes] | None:
+    """The ``Set-Cookie`` header that carries the session id, if one is configured.
+
+    Attribute values may be strings, callables returning a value, or booleans
+    (``True`` writes the bare attribute, ``False`` leaves it out).
+    """
+    if cookie is None:
+        return None
+    attrs: Mapping[str, Any]
+    if isinstance(cookie, str):
+        attrs = {"name": cookie, "path": "/", "SameSite": "Lax"}
+    else:
+        attrs = cookie
+    parts = [f"{_cookie_text(attrs['name'])}={sid}"]
+    for key, value in attrs.items():
+        if key == "name":
+            continue
+        if callable(value):
+            value = value()
+        if value is False or value is None:
+            continue
+        if value is True:
+            parts.append(_cookie_text(key))
+        else:
+            parts.append(f"{_cookie_text(key)}={_cookie_text(str(value))}")
+    return (b"set-cookie", "; ".join(parts).encode("latin-1"))
+
+
+def _cookie_text(value: Any) -> str:
+    text = str(value)
+    if any(c in text for c in ";\r\n") or not text.isprintable():
+        raise ValueError(f"cookie text {text!r} would break the Set-Cookie header")
+    return text
+
+
+# --- compression ------------------------------------------------------------
+
+_ENCODERS: dict[str, Callable[[bytes], bytes]] = {}
+
+
+def _gzip(body: bytes) -> bytes:
+    c = zlib.compressobj(6, zlib.DEFLATED, 31)
+    return c.compress(body) + c.flush()
+
+
+def _deflate(body: bytes) -> bytes:
+    return zlib.compress(body, 6)
+
+
+_ENCODERS["gzip"] = _gzip
+_ENCODERS["deflate"] = _deflate
+
+
+def choose_encoding(accept_encoding: str, offered: Iterable[str] = ("gzip", "deflate")) -> str | None:
+    """Pick the best of ``offered`` under an ``Accept-Encoding`` value, honouring ``q=``."""
+    weights: dict[str, float] = {}
+    for item in accept_encoding.split(","):
+        name, _, params = item.strip().partition(";")
+        name = name.strip().lower()
+        if not name:
+            continue
+        q = 1.0
+        params = params.strip()
+        if params.startswith("q="):
+            try:
+                q = float(params[2:])
+            except ValueError:
+                q = 0.0
+        weights[name] = q
+    best, best_q = None, 0.0
+    for enc in offered:
+        q = weights.get(enc, weights.get("*", 0.0))
+        if q > best_q:
+            best, best_q = enc, q
+    return best
+
+
+def compress_body(config: ServerConfig, request: Request, body: bytes, headers: Headers) -> bytes:
+    """Compress a polling response body when allowed, adding the headers it needs."""
+    if not config.http_compression or len(body) <= config.compression_threshold:
+        return body
+    accept = request.headers.get("accept-encoding")
+    if not accept:
+        return body
+    enc = choose_encoding(accept)
+    if enc is None:
+        return body
+    headers.append((b"content-encoding", enc.encode()))
+    headers.append((b"vary", b"Accept-Encoding"))
+    return _ENCODERS[enc](body)

@@ -1,0 +1,145 @@
+"""Engine.IO packets and their codecs: websocket frames and long-polling payloads.
+
+A codec object exists per protocol version (``CODECS[4]``), so another version
+plugs in here without the session state machine knowing about it.
+"""
+
+from __future__ import annotations
+
+import binascii
+import enum
+from typing import NamedTuple, Protocol, Sequence, Union
+
+from .errors import ErrorCode, ProtocolError
+
+__all__ = [
+    "CODECS",
+    "Codec",
+    "Data",
+    "Packet",
+    "PacketType",
+    "V4Codec",
+]
+
+Data = Union[str, bytes]
+"""What a message carries: text or binary."""
+
+RECORD_SEPARATOR = "\x1e"
+
+
+class PacketType(enum.IntEnum):
+    """The seven packet types of Engine.IO."""
+
+    OPEN = 0
+    CLOSE = 1
+    PING = 2
+    PONG = 3
+    MESSAGE = 4
+    UPGRADE = 5
+    NOOP = 6
+
+
+_TYPES = tuple(PacketType)
+
+
+class Packet(NamedTuple):
+    """One packet: its type and optional data (text, or bytes for binary messages)."""
+
+    type: PacketType
+    data: Data | None = None
+
+
+class Codec(Protocol):
+    """What the core needs from a protocol version's wire format."""
+
+    version: int
+
+    def decode_frame(self, frame: Data) -> Packet:
+        """Decode one websocket frame into one packet."""
+        ...
+
+    def encode_frame(self, packet: Packet) -> Data:
+        """Encode one packet as one websocket frame."""
+        ...
+
+    def decode_payload(self, body: bytes) -> list[Packet]:
+        """Decode a long-polling request body into packets."""
+        ...
+
+    def encode_payload(self, packets: Sequence[Packet]) -> bytes:
+        """Encode packets into one long-polling response body."""
+        ...
+
+
+def _bad(detail: str) -> ProtocolError:
+    return ProtocolError(ErrorCode.BAD_REQUEST, detail)
+
+
+class V4Codec:
+    """Engine.IO v4: binary frames are raw bytes; payloads are joined by ``\\x1e``."""
+
+    version = 4
+    __slots__ = ()
+
+    def decode_frame(self, frame: Data) -> Packet:
+        """Decode a websocket frame; a binary frame is a binary message."""
+        if isinstance(frame, str):
+            return self._decode_text(frame)
+        return Packet(PacketType.MESSAGE, bytes(frame))
+
+    @staticmethod
+    def _decode_text(text: str) -> Packet:
+        if not text:
+            raise _bad("empty packet")
+        t = ord(text[0]) - 48
+        if t < 0 or t > 6:
+            raise _bad("unknown packet type")
+        if t == 4:
+            return Packet(PacketType.MESSAGE, text[1:])
+        return Packet(_TYPES[t], text[1:] or None)
+
+    def encode_frame(self, packet: Packet) -> Data:
+        """Encode a packet for a websocket frame (binary messages stay raw bytes)."""
+        data = packet.data
+        if data is None:
+            return str(packet.type.value)
+        if isinstance(data, str):
+            return str(packet.type.value) + data
+        if packet.type != PacketType.MESSAGE:
+            raise ValueError("only message packets carry binary data")
+        return data
+
+    def decode_payload(self, body: bytes) -> list[Packet]:
+        """Decode a POST body; any malformed byte raises ``ProtocolError``."""
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _bad("payload is not valid UTF-8") from None
+        packets = []
+        for part in text.split(RECORD_SEPARATOR):
+            if part[:1] == "b":
+                try:
+                    raw = binascii.a2b_base64(part[1:], strict_mode=True)
+                except (binascii.Error, ValueError):
+                    raise _bad("invalid base64 in binary packet") from None
+                packets.append(Packet(PacketType.MESSAGE, raw))
+            else:
+                packets.append(self._decode_text(part))
+        return packets
+
+    def encode_payload(self, packets: Sequence[Packet]) -> bytes:
+        """Encode packets for a GET response, binary as ``b`` + base64."""
+        parts = []
+        for p in packets:
+            data = p.data
+            if isinstance(data, bytes):
+                parts.append("b" + binascii.b2a_base64(data, newline=False).decode("ascii"))
+            elif data is None:
+                parts.append(str(p.type.value))
+            else:
+                parts.append(str(p.type.value) + data)
+        return RECORD_SEPARATOR.join(parts).encode("utf-8")
+
+
+CODECS: dict[int, Codec] = {4: V4Codec()}
+"""Codecs by protocol version (the ``EIO`` query parameter)."""
