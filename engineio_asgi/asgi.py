@@ -160,17 +160,50 @@ class ASGIApp:
     async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run startup/shutdown callbacks (or the other app's lifespan); shut the server down at the end."""
         if self.other_asgi_app is not None and self.on_startup is None and self.on_shutdown is None:
-
-            async def receive_and_watch() -> MutableMapping[str, Any]:
-                message = await receive()
-                if message["type"] == "lifespan.shutdown":
-                    await self._shutdown_server()
-                return message
-
-            await self.other_asgi_app(scope, receive_and_watch, send)
+            await self._forward_lifespan(scope, receive, send)
             return
-        while True:
+        await self._own_lifespan(receive, send, startup_pending=False)
+
+    async def _forward_lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Let the other app run lifespan; take over if it returns without answering it.
+
+        An app that does not implement lifespan should raise, but many just
+        return, which some servers (hypercorn on trio) do not survive.
+        """
+        assert self.other_asgi_app is not None
+        startup_received = False
+        startup_answered = False
+
+        async def receive_and_watch() -> MutableMapping[str, Any]:
+            nonlocal startup_received
             message = await receive()
+            if message["type"] == "lifespan.startup":
+                startup_received = True
+            elif message["type"] == "lifespan.shutdown":
+                await self._shutdown_server()
+            return message
+
+        async def send_and_watch(message: MutableMapping[str, Any]) -> None:
+            nonlocal startup_answered
+            if message["type"].startswith("lifespan.startup."):
+                startup_answered = True
+            await send(message)
+
+        try:
+            await self.other_asgi_app(scope, receive_and_watch, send_and_watch)
+        except Exception:
+            if startup_answered:
+                raise
+        if not startup_answered:
+            await self._own_lifespan(receive, send, startup_pending=startup_received)
+
+    async def _own_lifespan(self, receive: Receive, send: Send, startup_pending: bool) -> None:
+        while True:
+            if startup_pending:
+                message: MutableMapping[str, Any] = {"type": "lifespan.startup"}
+                startup_pending = False
+            else:
+                message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
                     await _call(self.on_startup)
