@@ -8,10 +8,11 @@ package is plain anyio.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 from collections import deque
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Coroutine, Generator
 
 import anyio
 import sniffio
@@ -33,6 +34,17 @@ class Backend:
 
     def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """Start ``fn(*args)`` as a task the server owns; return its handle."""
+        raise NotImplementedError
+
+    def spawn_eager(self, coro: Coroutine[Any, Any, Any], chain: Any = None) -> Any:
+        """Start ``coro`` concurrently, after every coroutine started before it on ``chain``.
+
+        Handlers of one session start in arrival order and each runs up to its
+        first suspension before the next starts, as they would inline. Returns
+        the new chain value (keep it per session). On asyncio this runs the
+        coroutine right now and only makes a task if it suspends, so a handler
+        that does not block costs no task at all.
+        """
         raise NotImplementedError
 
     async def cancel_all(self, timeout: float = 5.0) -> None:
@@ -73,6 +85,21 @@ class AsyncioBackend(Backend):
         task.add_done_callback(self._done)
         return task
 
+    def spawn_eager(self, coro: Coroutine[Any, Any, Any], chain: Any = None) -> Any:
+        ctx = contextvars.copy_context()
+        try:
+            first = ctx.run(coro.send, None)
+        except StopIteration:
+            return None
+        except BaseException as exc:
+            logging.getLogger("engineio_asgi").error("handler failed", exc_info=exc)
+            return None
+        # it suspended: the rest runs as a task in the same context
+        task: Any = self._loop.create_task(_Resume(coro, first).run(), context=ctx)
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+        return None
+
     def _done(self, task: Any) -> None:
         self.tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
@@ -95,6 +122,43 @@ class AsyncioBackend(Backend):
 
     def queue_empty_exception(self) -> type[Exception]:
         return self._asyncio.QueueEmpty
+
+
+class _Resume:
+    """Continue, inside an asyncio task, a coroutine that was stepped once by hand.
+
+    ``first`` is what its first step yielded (the future it waits on). asyncio
+    resumes a coroutine with ``send(None)`` once that future is done, which is
+    what delegating with ``yield from`` does; a cancellation thrown at the
+    first wait is forwarded into the coroutine.
+    """
+
+    __slots__ = ("coro", "first")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+        self.coro = coro
+        self.first = first
+
+    async def run(self) -> Any:
+        return await self
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        pending = self.first
+        self.first = None
+        coro = self.coro
+        while True:
+            try:
+                value = yield pending
+            except BaseException as exc:
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+                continue
+            try:
+                pending = coro.send(value)
+            except StopIteration as stop:
+                return stop.value
 
 
 class TrioTask:
@@ -170,6 +234,17 @@ class TrioBackend(Backend):
         self._trio.lowlevel.spawn_system_task(runner)
         return handle
 
+    def spawn_eager(self, coro: Coroutine[Any, Any, Any], chain: Any = None) -> Any:
+        # trio parks *the current task* when a coroutine blocks, so a coroutine
+        # cannot be started here and finished elsewhere: it gets its own task.
+        # trio also runs new tasks in random order, so each waits for the one
+        # before it to have started (and reached its first checkpoint).
+        started = self._trio.Event()
+        self._trio.lowlevel.spawn_system_task(
+            _run_in_turn, chain, started, coro, context=contextvars.copy_context()
+        )
+        return started
+
     async def cancel_all(self, timeout: float = 5.0) -> None:
         tasks = list(self.tasks)
         for t in tasks:
@@ -186,6 +261,16 @@ class TrioBackend(Backend):
 
     def queue_empty_exception(self) -> type[Exception]:
         return QueueEmpty
+
+
+async def _run_in_turn(previous: Any, started: Any, coro: Coroutine[Any, Any, Any]) -> None:
+    try:
+        if previous is not None and not previous.is_set():
+            await previous.wait()
+        started.set()
+        await coro
+    except Exception as exc:
+        logging.getLogger("engineio_asgi").error("handler failed", exc_info=exc)
 
 
 class ResettableEvent:

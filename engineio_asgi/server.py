@@ -70,7 +70,7 @@ class reason:  # noqa: N801 - the seed's name
 class _WSConn:
     """The runtime side of one websocket: its ASGI ``send`` and write state."""
 
-    __slots__ = ("send", "writing", "close_code", "close_sent", "accepted")
+    __slots__ = ("send", "writing", "close_code", "close_sent", "accepted", "reader", "in_receive")
 
     def __init__(self, send: Send) -> None:
         self.send = send
@@ -78,17 +78,20 @@ class _WSConn:
         self.close_code: int | None = None
         self.close_sent = False
         self.accepted = False
+        self.reader: anyio.CancelScope | None = None
+        self.in_receive = False
 
 
 class _SessionRT:
     """The runtime side of a session: user data, environ, the held poll's event."""
 
-    __slots__ = ("data", "environ", "poll_event")
+    __slots__ = ("data", "environ", "poll_event", "chain")
 
     def __init__(self, environ: dict[str, Any]) -> None:
         self.data: dict[str, Any] = {}
         self.environ = environ
         self.poll_event: anyio.Event | None = None
+        self.chain: Any = None  # keeps concurrent handlers starting in arrival order
 
 
 class _SessionContext:
@@ -229,12 +232,39 @@ class AsyncServer:
         if session is None:
             self.logger.warning("cannot send to sid %s: no such session", sid)
             return
-        if not isinstance(data, (str, bytes)):
+        if type(data) is not str and type(data) is not bytes:
             data = _encode_data(data)
+        ws = session.ws
+        if ws is not None:
+            conn = ws.runtime
+            if conn is not None and not conn.writing and conn.accepted:
+                frame = self._core.direct_frame(session, data)
+                if frame is not None:
+                    # an idle websocket: write straight through, no queue, no task
+                    conn.writing = True
+                    try:
+                        if type(frame) is str:
+                            await conn.send({"type": "websocket.send", "text": frame})
+                        else:
+                            await conn.send({"type": "websocket.send", "bytes": frame})
+                    except Exception as exc:
+                        conn.writing = False
+                        self._write_failed(session, ws, conn, exc)
+                        await self._drain_events()
+                        return
+                    conn.writing = False
+                    if session.outbox or conn.close_code is not None:
+                        await self._flush(session)
+                    return
         if not self._core.send(session, data):
             self.logger.warning("cannot send to sid %s: session is closing", sid)
             return
         await self._flush(session)
+
+    def _write_failed(self, session: Session, ws: WebSocket, conn: _WSConn, exc: BaseException) -> None:
+        self.logger.info("sid %s: websocket write failed (%s)", session.sid, exc)
+        conn.close_sent = True
+        self._core.websocket_closed(ws, self._clock())
 
     async def send_packet(self, sid: str, pkt: Any) -> None:
         """Send a raw packet: one of ours, or a python-engineio ``Packet``.
@@ -473,9 +503,7 @@ class AsyncServer:
                     else:
                         await send({"type": "websocket.send", "bytes": frame})
         except Exception as exc:  # the peer is gone: the core reports it as a close
-            self.logger.info("sid %s: websocket write failed (%s)", session.sid, exc)
-            conn.close_sent = True
-            core.websocket_closed(ws, self._clock())
+            self._write_failed(session, ws, conn, exc)
         finally:
             conn.writing = False
         if core.events:
@@ -506,6 +534,13 @@ class AsyncServer:
             await self._send_close(conn)
 
     async def _send_close(self, conn: _WSConn) -> None:
+        if conn.reader is not None:
+            # The reader sends it: granian will not send a close while another
+            # task waits in receive(). A reader busy in a handler sees
+            # close_code when it comes back; one waiting for a frame is woken.
+            if conn.in_receive:
+                conn.reader.cancel()
+            return
         conn.close_sent = True
         try:
             await conn.send({"type": "websocket.close", "code": conn.close_code or 1000})
@@ -524,9 +559,18 @@ class AsyncServer:
             except ValueError:
                 pass
         if self.async_handlers and inspect.iscoroutinefunction(handler):
-            self._backend.spawn(self._call_message, handler, session.sid, data)  # type: ignore[union-attr]
+            rt: _SessionRT = session.runtime
+            rt.chain = self._backend.spawn_eager(  # type: ignore[union-attr]
+                self._call_async_message(handler, session.sid, data), rt.chain
+            )
         else:
             await self._call_message(handler, session.sid, data)
+
+    async def _call_async_message(self, handler: Callable[..., Any], sid: str, data: Any) -> None:
+        try:
+            await handler(sid, data)
+        except Exception:
+            self.logger.exception("sid %s: message handler error", sid)
 
     async def _call_message(self, handler: Callable[..., Any], sid: str, data: Any) -> None:
         try:
@@ -709,47 +753,59 @@ class AsyncServer:
         await self._read_websocket(ws, receive)
 
     async def _read_websocket(self, ws: WebSocket, receive: Receive) -> None:
-        core = self._core
-        clock = self._clock
-        session = ws.session
-        handler = self.handlers.get("message")
-        spawn = self._backend.spawn  # type: ignore[union-attr]
-        run_async = self.async_handlers and handler is not None and inspect.iscoroutinefunction(handler)
+        """Read frames until the peer leaves or we close; one reader per websocket."""
+        conn: _WSConn = ws.runtime
+        conn.reader = anyio.CancelScope()
         try:
-            while True:
-                message = await receive()
-                mtype = message["type"]
-                if mtype == "websocket.receive":
-                    frame = message.get("text")
-                    if frame is None:
-                        frame = message.get("bytes") or b""
-                    data = core.receive_frame(ws, frame, clock())
-                    if data is not None and handler is not None:
-                        if type(data) is str and data and data[0] in _NUMERIC_JSON_START:
-                            try:
-                                data = _json.loads(data)
-                            except ValueError:
-                                pass
-                        if run_async:
-                            spawn(self._call_message, handler, session.sid, data)
-                        else:
-                            await self._call_message(handler, session.sid, data)
-                    if core.events:
-                        await self._drain_events()
-                    if ws.closed and ws.runtime.close_sent:
-                        # we closed it: wait for the server's disconnect, bounded
-                        with anyio.move_on_after(5):
-                            while (await receive())["type"] != "websocket.disconnect":
-                                pass
-                        return
-                elif mtype == "websocket.disconnect":
-                    return
+            with conn.reader:
+                await self._read_frames(ws, conn, receive)
         finally:
+            conn.reader = None
+            conn.in_receive = False
+            if conn.close_code is not None and not conn.close_sent:
+                with anyio.CancelScope(shield=True):
+                    await self._send_close(conn)
+            core = self._core
             if not ws.closed:
-                core.websocket_closed(ws, clock())
+                core.websocket_closed(ws, self._clock())
             if core.events:
                 with anyio.CancelScope(shield=True):
                     await self._drain_events()
+
+    async def _read_frames(self, ws: WebSocket, conn: _WSConn, receive: Receive) -> None:
+        core = self._core
+        clock = self._clock
+        sid = ws.session.sid
+        rt: _SessionRT = ws.session.runtime
+        handler = self.handlers.get("message")
+        is_async = handler is not None and inspect.iscoroutinefunction(handler)
+        run_async = self.async_handlers and is_async
+        call = self._call_async_message if is_async else self._call_message
+        spawn = self._backend.spawn_eager  # type: ignore[union-attr]
+        while conn.close_code is None:
+            conn.in_receive = True
+            message = await receive()
+            conn.in_receive = False
+            mtype = message["type"]
+            if mtype == "websocket.receive":
+                frame = message.get("text")
+                if frame is None:
+                    frame = message.get("bytes") or b""
+                data = core.receive_frame(ws, frame, clock())
+                if data is not None and handler is not None:
+                    if type(data) is str and data and data[0] in _NUMERIC_JSON_START:
+                        try:
+                            data = _json.loads(data)
+                        except ValueError:
+                            pass
+                    if run_async:
+                        rt.chain = spawn(call(handler, sid, data), rt.chain)
+                    else:
+                        await call(handler, sid, data)
+                if core.events:
+                    await self._drain_events()
+            elif mtype == "websocket.disconnect":
+                return
 
 
 def _accepts_args(fn: Callable[..., Any], n: int) -> bool:

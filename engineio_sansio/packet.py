@@ -40,6 +40,7 @@ class PacketType(enum.IntEnum):
 
 
 _TYPES = tuple(PacketType)
+_DIGITS = tuple(str(t.value) for t in PacketType)
 
 
 class Packet(NamedTuple):
@@ -68,6 +69,10 @@ class Codec(Protocol):
 
     def encode_payload(self, packets: Sequence[Packet]) -> bytes:
         """Encode packets into one long-polling response body."""
+        ...
+
+    def encode_message_frame(self, data: Data) -> Data:
+        """The websocket frame of one message packet (the hot path of every send)."""
         ...
 
 
@@ -102,11 +107,17 @@ class V4Codec:
         """Encode a packet for a websocket frame (binary messages stay raw bytes)."""
         data = packet.data
         if data is None:
-            return str(packet.type.value)
-        if isinstance(data, str):
-            return str(packet.type.value) + data
+            return _DIGITS[packet.type]
+        if type(data) is str:
+            return _DIGITS[packet.type] + data
         if packet.type != PacketType.MESSAGE:
             raise ValueError("only message packets carry binary data")
+        return data
+
+    def encode_message_frame(self, data: Data) -> Data:
+        """A message as a frame: ``4`` + text, or the raw bytes."""
+        if type(data) is str:
+            return "4" + data
         return data
 
     def decode_payload(self, body: bytes) -> list[Packet]:
@@ -135,9 +146,9 @@ class V4Codec:
             if isinstance(data, bytes):
                 parts.append("b" + binascii.b2a_base64(data, newline=False).decode("ascii"))
             elif data is None:
-                parts.append(str(p.type.value))
+                parts.append(_DIGITS[p.type])
             else:
-                parts.append(str(p.type.value) + data)
+                parts.append(_DIGITS[p.type] + data)
         return RECORD_SEPARATOR.join(parts).encode("utf-8")
 
 

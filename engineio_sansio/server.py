@@ -115,6 +115,7 @@ class Server:
         self._ping_interval = self.config.ping_interval
         self._pong_wait = self.config.ping_timeout
         self._max_size = self.config.max_http_buffer_size
+        self._quarter_size = self._max_size // 4  # a str this long is within the limit in UTF-8
         self._last_now = 0.0
 
     # --- events and time ---------------------------------------------------
@@ -313,6 +314,18 @@ class Server:
         if session.state is _S.CLOSED or session.state is _S.CLOSING:
             return False
         return self._queue(session, Packet(_MESSAGE, data), event=False)
+
+    def direct_frame(self, session: Session, data: Data) -> Data | None:
+        """The frame for a message that may skip the queue, or None.
+
+        A message skips the queue when the session is open on a websocket and
+        nothing is queued before it; the runtime then writes the frame itself
+        (it must not have a write in progress on that websocket). Otherwise the
+        runtime calls :meth:`send` instead.
+        """
+        if session.state is _S.OPEN and session.transport is Transport.WEBSOCKET and not session.outbox:
+            return session.codec.encode_message_frame(data)
+        return None
 
     def send_packet(self, session: Session, packet: Packet) -> bool:
         """Queue any packet (a message, or a control packet an upper layer needs)."""
@@ -520,6 +533,15 @@ class Server:
         Everything else the frame causes is in :attr:`events`.
         """
         session = ws.session
+        if (
+            type(frame) is str
+            and frame[:1] == "4"
+            and ws.upgraded
+            and not ws.closed
+            and session.state is _S.OPEN
+            and len(frame) <= self._quarter_size
+        ):
+            return frame[1:]  # the common case: a text message on an open websocket
         if ws.closed or session.state is _S.CLOSED:
             return None
         if _too_big(frame, self._max_size):
