@@ -585,6 +585,10 @@ class AsyncServer:
         handler = self.handlers.get("disconnect")
         if handler is None:
             return
+        rt: _SessionRT | None = session.runtime
+        chain = rt.chain if rt is not None else None
+        if chain is not None and not chain.is_set():
+            await chain.wait()  # message handlers that arrived before the close start first
         try:
             if self._disconnect_takes_reason:
                 result = handler(session.sid, why.value)
