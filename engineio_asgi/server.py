@@ -83,13 +83,12 @@ class _WSConn:
 
 
 class _SessionRT:
-    """The runtime side of a session: user data, environ, the held poll's event."""
+    """The runtime side of a session: user data, the held poll's event, the handler chain."""
 
-    __slots__ = ("data", "environ", "poll_event", "chain")
+    __slots__ = ("data", "poll_event", "chain")
 
-    def __init__(self, environ: dict[str, Any]) -> None:
+    def __init__(self) -> None:
         self.data: dict[str, Any] = {}
-        self.environ = environ
         self.poll_event: anyio.Event | None = None
         self.chain: Any = None  # keeps concurrent handlers starting in arrival order
 
@@ -472,9 +471,9 @@ class AsyncServer:
                     ws = session.ws
                     conn = ws.runtime if ws is not None else None
                     if conn is not None and not conn.writing:
-                        backend.spawn(self._flush, session)
+                        backend.spawn_eager(self._flush(session))
             else:
-                backend.spawn(self._dispatch, [ev])
+                backend.spawn_eager(self._dispatch([ev]))
 
     async def _flush(self, session: Session) -> None:
         """Move what the session has queued onto its transport."""
@@ -658,7 +657,7 @@ class AsyncServer:
 
     async def _open(self, session: Session, scope: Scope, receive: Receive, send: Send) -> tuple[bool, Any]:
         environ = build_environ(scope, receive, send)
-        session.runtime = _SessionRT(environ)
+        session.runtime = _SessionRT()
         ok, body = await self._run_connect(session, environ)
         if session.state is not SessionState.OPENING:
             return False, body  # closed from inside its own connect handler
