@@ -51,6 +51,14 @@ class Backend:
         """Cancel every task this backend started and wait (bounded) for them."""
         raise NotImplementedError
 
+    def waker(self) -> Any:
+        """A context manager around a wait that another task may interrupt with ``wake()``.
+
+        The interrupted wait ends the ``with`` block quietly; lighter than an
+        anyio cancel scope, which matters at one per open websocket.
+        """
+        raise NotImplementedError
+
     def create_event(self) -> Any:
         """An event with ``set``, ``clear``, ``is_set`` and ``wait``."""
         raise NotImplementedError
@@ -114,6 +122,9 @@ class AsyncioBackend(Backend):
             with anyio.move_on_after(timeout):
                 await self._asyncio.gather(*tasks, return_exceptions=True)
 
+    def waker(self) -> Any:
+        return _AsyncioWaker(self._asyncio)
+
     def create_event(self) -> Any:
         return self._asyncio.Event()
 
@@ -122,6 +133,48 @@ class AsyncioBackend(Backend):
 
     def queue_empty_exception(self) -> type[Exception]:
         return self._asyncio.QueueEmpty
+
+
+class _AsyncioWaker:
+    __slots__ = ("_asyncio", "task", "woken")
+
+    def __init__(self, asyncio_module: Any) -> None:
+        self._asyncio = asyncio_module
+        self.task: Any = None
+        self.woken = False
+
+    def __enter__(self) -> _AsyncioWaker:
+        self.task = self._asyncio.current_task()
+        return self
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        task, self.task = self.task, None
+        if kind is not None and issubclass(kind, self._asyncio.CancelledError) and self.woken:
+            # ours, unless someone else cancelled the task too
+            return task.uncancel() == 0  # type: ignore[no-any-return]
+        return False
+
+    def wake(self) -> None:
+        if self.task is not None and not self.woken:
+            self.woken = True
+            self.task.cancel()
+
+
+class _TrioWaker:
+    __slots__ = ("scope",)
+
+    def __init__(self, scope: Any) -> None:
+        self.scope = scope
+
+    def __enter__(self) -> _TrioWaker:
+        self.scope.__enter__()
+        return self
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        return self.scope.__exit__(kind, exc, tb)  # type: ignore[no-any-return]
+
+    def wake(self) -> None:
+        self.scope.cancel()
 
 
 class _Resume:
@@ -252,6 +305,9 @@ class TrioBackend(Backend):
         with anyio.move_on_after(timeout):
             for t in tasks:
                 await t._finished.wait()
+
+    def waker(self) -> Any:
+        return _TrioWaker(self._trio.CancelScope())
 
     def create_event(self) -> Any:
         return ResettableEvent()

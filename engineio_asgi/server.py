@@ -78,7 +78,7 @@ class _WSConn:
         self.close_code: int | None = None
         self.close_sent = False
         self.accepted = False
-        self.reader: anyio.CancelScope | None = None
+        self.reader: Any = None  # the backend's waker around the reader's receive()
         self.in_receive = False
 
 
@@ -538,7 +538,7 @@ class AsyncServer:
             # task waits in receive(). A reader busy in a handler sees
             # close_code when it comes back; one waiting for a frame is woken.
             if conn.in_receive:
-                conn.reader.cancel()
+                conn.reader.wake()
             return
         conn.close_sent = True
         try:
@@ -758,7 +758,7 @@ class AsyncServer:
     async def _read_websocket(self, ws: WebSocket, receive: Receive) -> None:
         """Read frames until the peer leaves or we close; one reader per websocket."""
         conn: _WSConn = ws.runtime
-        conn.reader = anyio.CancelScope()
+        conn.reader = self._backend.waker()  # type: ignore[union-attr]
         try:
             with conn.reader:
                 await self._read_frames(ws, conn, receive)

@@ -405,11 +405,12 @@ class Server:
         outbox = session.outbox
         limit = self.config.max_poll_packets
         if len(outbox) <= limit:
-            packets = list(outbox)
-            outbox.clear()
+            packets = outbox
+            session.outbox = []
             session.queued_bytes = 0
         else:
-            packets = [outbox.popleft() for _ in range(limit)]
+            packets = outbox[:limit]
+            del outbox[:limit]
             session.queued_bytes = sum(len(p.data) for p in outbox if p.data is not None)
         session.noop_pending = False
         if not packets:

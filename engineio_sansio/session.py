@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-from collections import deque
 from typing import Any
 
 from .packet import Codec, Packet
@@ -127,7 +126,7 @@ class Session:
         self.codec = codec
         self.state = SessionState.OPENING
         self.transport = transport
-        self.outbox: deque[Packet] = deque()
+        self.outbox: list[Packet] = []  # small, and far lighter than a deque per session
         self.queued_bytes = 0
         self.poll_held = False
         self.post_active = False

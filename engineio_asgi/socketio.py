@@ -1,0 +1,149 @@
+"""python-socketio on engineio_asgi.
+
+python-socketio (5.x) builds its Engine.IO layer through
+``AsyncServer._engineio_server_class()``; this module's :class:`AsyncServer`
+returns :class:`engineio_asgi.AsyncServer` there, and :class:`ASGIApp` serves
+the result at ``/socket.io/``::
+
+    from engineio_asgi.socketio import ASGIApp, AsyncServer
+
+    sio = AsyncServer()  # python-socketio's options, Engine.IO ones included
+    app = ASGIApp(sio)   # run with uvicorn, granian or hypercorn (asyncio)
+
+Everything else is python-socketio's own ``AsyncServer``: namespaces, rooms,
+acknowledgements, binary attachments and the message-queue managers
+(``socketio.AsyncRedisManager`` and the others) work unchanged.
+
+python-socketio calls asyncio directly (``asyncio.create_task`` for every
+emit, ``asyncio.wait_for`` for ``call``), so it runs on asyncio servers only.
+On trio the server refuses each request with a clear error (HTTP 500, or
+websocket close 1011) instead of half-working: see
+``SOCKETIO_NEEDS_ASYNCIO``.
+
+python-socketio is an optional dependency: only importing this module needs
+it (``pip install python-socketio``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable, MutableMapping
+
+import sniffio
+
+try:
+    import socketio as _socketio  # type: ignore[import-untyped]
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "engineio_asgi.socketio needs python-socketio (pip install 'python-socketio>=5.11')"
+    ) from exc
+
+from .asgi import ASGIApp as _EngineIOApp
+from .server import AsyncServer as _EngineIOServer
+
+__all__ = ["SOCKETIO_NEEDS_ASYNCIO", "ASGIApp", "AsyncServer"]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+SOCKETIO_NEEDS_ASYNCIO = (
+    "python-socketio needs asyncio: it calls asyncio.create_task() for every emit and "
+    "asyncio.wait_for() for call(), which fail under {library}. Serve this app with an "
+    "asyncio server (uvicorn, granian, hypercorn --worker-class asyncio); engineio_asgi's "
+    "own AsyncServer, without python-socketio, runs on trio."
+)
+"""The message of the refusal on a loop other than asyncio (``{library}`` is its name)."""
+
+logger = logging.getLogger("engineio_asgi.socketio")
+
+
+class AsyncServer(_socketio.AsyncServer):  # type: ignore[misc]
+    """python-socketio's ``AsyncServer`` with ``engineio_asgi.AsyncServer`` as its Engine.IO layer.
+
+    Takes python-socketio's arguments; the Engine.IO options among them
+    (``ping_interval``, ``ping_timeout``, ``max_http_buffer_size``,
+    ``cors_allowed_origins``, ``transports``, ``engineio_logger``...) go to
+    :class:`engineio_asgi.AsyncServer`. Serve it with :class:`ASGIApp`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loop_checked = False
+
+    def _engineio_server_class(self) -> type[_EngineIOServer]:
+        return _EngineIOServer
+
+    def attach(self, app: Any, socketio_path: str = "socket.io") -> ASGIApp:
+        """Return an ASGI app serving Socket.IO at ``socketio_path`` and ``app`` elsewhere.
+
+        python-socketio's ``attach`` changes a framework app in place; ASGI
+        apps cannot be changed, so the combined app is returned.
+        """
+        return ASGIApp(self, other_asgi_app=app, socketio_path=socketio_path)
+
+    async def handle_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI ``http`` or ``websocket`` connection (asyncio only)."""
+        if not self._loop_checked:
+            try:
+                library = sniffio.current_async_library()
+            except sniffio.AsyncLibraryNotFoundError:
+                library = "an unknown event loop"
+            if library != "asyncio":
+                await _refuse(scope, receive, send, SOCKETIO_NEEDS_ASYNCIO.format(library=library))
+                return
+            self._loop_checked = True
+        await self.eio.handle_request(scope, receive, send)
+
+
+class ASGIApp(_EngineIOApp):
+    """The ASGI application for a Socket.IO server: ``socket.io`` path, static files, another app.
+
+    The arguments are python-socketio's ``socketio.ASGIApp`` ones. Requests
+    under ``/<socketio_path>/`` go to ``socketio_server.handle_request``;
+    the lifespan shutdown runs ``socketio_server.shutdown()``.
+    """
+
+    def __init__(
+        self,
+        socketio_server: Any,
+        other_asgi_app: Callable[..., Awaitable[None]] | None = None,
+        static_files: Any = None,
+        socketio_path: str | None = "socket.io",
+        on_startup: Callable[[], Any] | None = None,
+        on_shutdown: Callable[[], Any] | None = None,
+    ) -> None:
+        super().__init__(
+            socketio_server,
+            other_asgi_app,
+            static_files=static_files,
+            engineio_path=socketio_path,
+            on_startup=on_startup,
+            on_shutdown=on_shutdown,
+        )
+
+
+_refused_once = False
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, message: str) -> None:
+    global _refused_once
+    if not _refused_once:
+        _refused_once = True
+        logger.error("%s", message)
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.close", "code": 1011, "reason": message[:120]})
+        return
+    body = message.encode("utf-8")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
