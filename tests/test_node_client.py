@@ -1,6 +1,7 @@
 """End-to-end tests: the official Node `engine.io-client` against the echo app.
 
-Each test starts tests/apps/echo_app.py under uvicorn on 127.0.0.1 and drives
+Each test starts tests/apps/echo_app.py under every server of tests/servers.py
+(or those in NODE_TEST_SERVERS) on 127.0.0.1 and drives
 it with tests/node/eio_client.js (through tests/nodeclient.py) over three
 transport modes: polling only, websocket only, and polling upgraded to
 websocket. Server-side facts that a client cannot see (the disconnect reason,
@@ -15,17 +16,18 @@ import contextlib
 import importlib.util
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.nodeclient import REPO_ROOT, node_available, run_node_client
+from tests.nodeclient import node_available, run_node_client
+from tests.servers import SERVERS, running_server
 
 IMPLS = [name.strip() for name in os.environ.get("NODE_TEST_IMPLS", "ours").split(",") if name.strip()]
 IMPL_MODULES = {"ours": "engineio_asgi", "python-engineio": "engineio"}
+SERVER_NAMES = [
+    name.strip() for name in os.environ.get("NODE_TEST_SERVERS", ",".join(SERVERS)).split(",") if name.strip()
+]
 
 # How the client connects, per transport mode.
 MODES = {
@@ -51,27 +53,15 @@ pytestmark = pytest.mark.skipif(
 # --------------------------------------------------------------------------
 
 
-def _python_for_servers():
-    venv_python = os.path.join(REPO_ROOT, ".venv", "bin", "python")
-    return venv_python if os.path.exists(venv_python) else sys.executable
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class EchoServer:
     """A running echo app: its URL, its process and its event log."""
 
-    def __init__(self, impl, proc, port, event_log, server_log):
+    def __init__(self, impl, running, port, event_log):
         self.impl = impl
-        self.proc = proc
+        self.running = running
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.event_log = event_log
-        self.server_log = server_log
 
     def events(self):
         if not os.path.exists(self.event_log):
@@ -106,89 +96,25 @@ class EchoServer:
             time.sleep(0.02)
 
     def log_text(self):
-        try:
-            with open(self.server_log, encoding="utf-8", errors="replace") as fh:
-                return fh.read()[-5000:]
-        except OSError:
-            return ""
+        return self.running.stderr_text()[-5000:]
 
 
 @contextlib.contextmanager
 def run_echo_server_for_node_tests(
-    impl, tmp_dir, *, ping_interval=25.0, ping_timeout=20.0, ready_timeout=20.0
+    impl, tmp_dir, *, server_name="uvicorn", ping_interval=25.0, ping_timeout=20.0
 ):
-    """Start tests.apps.echo_app under uvicorn on a free 127.0.0.1 port.
-
-    Readiness is a bounded TCP-connect poll; the server is stopped by its PID
-    (SIGTERM, then SIGKILL if it does not exit in time).
-    """
-    tag = f"{impl}-{ping_interval}-{ping_timeout}-{time.monotonic_ns()}"
+    """Start tests.apps.echo_app under ``server_name`` (tests/servers.py) on 127.0.0.1."""
+    tag = f"{impl}-{server_name}-{ping_interval}-{ping_timeout}-{time.monotonic_ns()}"
     event_log = os.path.join(tmp_dir, f"events-{tag}.jsonl")
-    server_log = os.path.join(tmp_dir, f"server-{tag}.log")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH")) if p)
-    env.update(
-        EIO_IMPL=impl,
-        EIO_PING_INTERVAL=str(ping_interval),
-        EIO_PING_TIMEOUT=str(ping_timeout),
-        EIO_EVENT_LOG=event_log,
-    )
-
-    proc = port = None
-    with open(server_log, "wb") as log_fh:
-        for _attempt in range(3):  # retry if the free port got taken
-            port = _free_port()
-            cmd = [
-                _python_for_servers(),
-                "-m",
-                "uvicorn",
-                "tests.apps.echo_app:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--timeout-graceful-shutdown",
-                "2",
-            ]
-            proc = subprocess.Popen(
-                cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT
-            )
-            if _wait_until_listening(proc, port, ready_timeout):
-                break
-            _stop_process(proc)
-            proc = None
-    server = EchoServer(impl, proc, port, event_log, server_log)
-    if proc is None:
-        raise RuntimeError(f"echo server ({impl}) did not start:\n{server.log_text()}")
-    try:
+    env = {
+        "EIO_IMPL": impl,
+        "EIO_PING_INTERVAL": str(ping_interval),
+        "EIO_PING_TIMEOUT": str(ping_timeout),
+        "EIO_EVENT_LOG": event_log,
+    }
+    with running_server("apps.echo_app:app", server_name, env=env) as srv:
+        server = EchoServer(impl, srv, srv.port, event_log)
         yield server
-    finally:
-        _stop_process(proc)
-
-
-def _wait_until_listening(proc, port, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-def _stop_process(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 # --------------------------------------------------------------------------
@@ -219,21 +145,32 @@ def impl(request):
     return request.param
 
 
+@pytest.fixture(scope="module", params=SERVER_NAMES)
+def server_name(request, impl):
+    if impl == "python-engineio" and request.param == "hypercorn-trio":
+        pytest.skip("python-engineio runs on asyncio only")
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def echo_server(impl, tmp_path_factory):
+def echo_server(impl, server_name, tmp_path_factory):
     """Default heartbeat (25 s / 20 s)."""
     tmp_dir = str(tmp_path_factory.mktemp("echo"))
-    with run_echo_server_for_node_tests(impl, tmp_dir) as server:
+    with run_echo_server_for_node_tests(impl, tmp_dir, server_name=server_name) as server:
         yield server
         _check_disconnects_once(server)
 
 
 @pytest.fixture(scope="module")
-def fast_server(impl, tmp_path_factory):
+def fast_server(impl, server_name, tmp_path_factory):
     """Heartbeat of 1 s / 0.5 s."""
     tmp_dir = str(tmp_path_factory.mktemp("fast"))
     with run_echo_server_for_node_tests(
-        impl, tmp_dir, ping_interval=FAST_PING_INTERVAL, ping_timeout=FAST_PING_TIMEOUT
+        impl,
+        tmp_dir,
+        server_name=server_name,
+        ping_interval=FAST_PING_INTERVAL,
+        ping_timeout=FAST_PING_TIMEOUT,
     ) as server:
         yield server
         _check_disconnects_once(server)
