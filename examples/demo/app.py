@@ -1,12 +1,14 @@
 """The demo: a chat room over Engine.IO, served by uvicorn with no configuration.
 
 Run from the repository root:  .venv/bin/python examples/demo/app.py
-then open http://127.0.0.1:5000/ in two browser tabs.
+then open http://127.0.0.1:5000/ in two browser tabs. PORT and HOST change where it
+listens; CORS_ORIGINS (comma-separated origins) lets pages served elsewhere connect.
 
 Every message a client sends is broadcast to every connected client; the
 page shows which transport (polling, then websocket after the upgrade) it uses.
 The browser client is the official engine.io-client bundle from node_modules
-(installed by `npm ci`), served as a static file: no CDN.
+(installed by `npm ci`), served as a static file: no CDN. The page reconnects by
+itself after the server restarts.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BUNDLE = os.path.join(ROOT, "node_modules", "engine.io-client", "dist", "engine.io.min.js")
 
-eio = engineio_asgi.AsyncServer(async_mode="asgi")
+# Pages from other origins are refused unless CORS_ORIGINS lists them (comma-separated).
+CORS_ORIGINS = [o.strip() for o in os.environ.get("CORS_ORIGINS", "").split(",") if o.strip()]
+eio = engineio_asgi.AsyncServer(async_mode="asgi", cors_allowed_origins=CORS_ORIGINS or None)
 names: dict[str, str] = {}
 
 

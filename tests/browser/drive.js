@@ -1,0 +1,206 @@
+#!/usr/bin/env node
+// Drives Debian's Chromium (headless, through playwright-core) for tests/test_browser.py.
+//
+// Usage:
+//   node tests/browser/drive.js demo URL SCREENSHOT
+//       Opens the demo at URL in two tabs; checks the first connects over polling and
+//       upgrades to websocket; sends text (seen by both tabs) and binary (echoed);
+//       prints {"event":"ready-for-restart"} and waits for the line "restarted" on
+//       stdin while the test restarts the server; then checks the page reconnected
+//       by itself (a new sid, on websocket) and still talks. Saves SCREENSHOT.
+//   node tests/browser/drive.js cors PAGE_URL REFUSED_URL ALLOWED_URL SCREENSHOT
+//       Opens PAGE_URL (another origin) and, from it, connects to REFUSED_URL (over
+//       polling, then websocket only) and to ALLOWED_URL; reports what happened.
+//
+// Every step line and the final report are single JSON lines on stdout; the final
+// one has "ok". Each wait is bounded; the whole run has a hard limit (HARD_LIMIT_MS).
+"use strict";
+
+const path = require("node:path");
+const readline = require("node:readline");
+
+let chromium;
+try {
+  ({ chromium } = require("playwright-core"));
+} catch (err) {
+  ({ chromium } = require(path.join(__dirname, "..", "..", "node_modules", "playwright-core")));
+}
+
+const EXECUTABLE = process.env.CHROMIUM || "/usr/bin/chromium";
+const LAUNCH_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+];
+const HARD_LIMIT_MS = Number(process.env.BROWSER_HARD_LIMIT_MS || 60000);
+const STEP_MS = 10000;
+
+let browser = null;
+let finished = false;
+
+function emit(obj) {
+  process.stdout.write(JSON.stringify(obj) + "\n");
+}
+
+async function finish(report, code) {
+  if (finished) return;
+  finished = true;
+  clearTimeout(hardTimer);
+  emit(report);
+  try {
+    if (browser) await browser.close();
+  } catch (e) {
+    // the browser is gone already
+  }
+  process.exit(code);
+}
+
+const hardTimer = setTimeout(() => finish({ ok: false, error: `hard limit of ${HARD_LIMIT_MS} ms` }, 2), HARD_LIMIT_MS);
+
+// Lines from the test on stdin, handed to whoever waits for one.
+const stdinLines = [];
+const lineWaiters = [];
+readline.createInterface({ input: process.stdin }).on("line", (line) => {
+  const waiter = lineWaiters.shift();
+  if (waiter) waiter(line.trim());
+  else stdinLines.push(line.trim());
+});
+function nextLine() {
+  if (stdinLines.length) return Promise.resolve(stdinLines.shift());
+  return new Promise((resolve) => lineWaiters.push(resolve));
+}
+
+async function launch() {
+  browser = await chromium.launch({ executablePath: EXECUTABLE, args: LAUNCH_ARGS, timeout: 30000 });
+  return browser.newContext({ viewport: { width: 860, height: 640 } });
+}
+
+function logText(page) {
+  return page.evaluate(() => document.getElementById("log").innerText);
+}
+
+async function waitForLog(page, needle, timeout = STEP_MS) {
+  try {
+    await page.waitForFunction((n) => document.getElementById("log").innerText.includes(n), needle, {
+      timeout,
+    });
+  } catch (err) {
+    throw new Error(`"${needle}" never appeared in the page log; log:\n${await logText(page)}`);
+  }
+}
+
+async function waitForTransport(page, name, otherThanSid = null, timeout = STEP_MS) {
+  try {
+    await page.waitForFunction(
+      ([n, old]) =>
+        document.getElementById("status").textContent === n &&
+        !!document.body.dataset.sid &&
+        document.body.dataset.sid !== old,
+      [name, otherThanSid],
+      { timeout },
+    );
+  } catch (err) {
+    const status = await page.evaluate(() => document.getElementById("status").textContent);
+    throw new Error(`transport never became ${name} (status: ${status}); log:\n${await logText(page)}`);
+  }
+  return page.evaluate(() => document.body.dataset.sid);
+}
+
+function watchEngineIO(page) {
+  const seen = { requests: [], websockets: [], pageErrors: [] };
+  page.on("request", (r) => {
+    if (r.url().includes("/engine.io/")) seen.requests.push(`${r.method()} ${r.url()}`);
+  });
+  page.on("websocket", (ws) => seen.websockets.push(ws.url()));
+  page.on("pageerror", (err) => seen.pageErrors.push(String(err)));
+  return seen;
+}
+
+async function say(page, text) {
+  await page.fill("#text", text);
+  await page.press("#text", "Enter");
+}
+
+async function demo(url, screenshot) {
+  const context = await launch();
+  const page = await context.newPage();
+  const seen = watchEngineIO(page);
+  await page.goto(url, { timeout: STEP_MS });
+  const sid1 = await waitForTransport(page, "websocket");
+  await waitForLog(page, `connected as ${sid1} over polling`);
+  await waitForLog(page, "upgraded to websocket");
+  emit({ event: "connected", sid: sid1 });
+
+  const page2 = await context.newPage();
+  await page2.goto(url, { timeout: STEP_MS });
+  const sidTab2 = await waitForTransport(page2, "websocket");
+
+  await say(page, "hello from tab 1");
+  await waitForLog(page, "(websocket): hello from tab 1");
+  await waitForLog(page2, "(websocket): hello from tab 1");
+  await page.click("#binary");
+  await waitForLog(page, "binary echo: 1,2,3,254,255");
+  await page2.close();
+  emit({ event: "exchanged" });
+
+  emit({ event: "ready-for-restart", sid: sid1 });
+  const answer = await nextLine();
+  if (answer !== "restarted") throw new Error(`expected "restarted" on stdin, got ${JSON.stringify(answer)}`);
+  const sid2 = await waitForTransport(page, "websocket", sid1, 20000);
+  await waitForLog(page, `connected as ${sid2} over polling`);
+  await say(page, "back after the restart");
+  await waitForLog(page, "(websocket): back after the restart");
+  await page.screenshot({ path: screenshot, fullPage: true });
+  return {
+    sid1,
+    sid2,
+    sidTab2,
+    log: (await logText(page)).split("\n"),
+    ...seen,
+  };
+}
+
+async function cors(pageUrl, refusedUrl, allowedUrl, screenshot) {
+  const context = await launch();
+  const page = await context.newPage();
+  const seen = watchEngineIO(page);
+  const consoleMessages = [];
+  page.on("console", (m) => consoleMessages.push(m.text()));
+  const failed = [];
+  page.on("requestfailed", (r) => {
+    if (r.url().includes("/engine.io/")) failed.push({ url: r.url(), error: r.failure() && r.failure().errorText });
+  });
+  const bundle = `${refusedUrl}/engine.io.min.js`;
+  await page.goto(`${pageUrl}?bundle=${encodeURIComponent(bundle)}`, { timeout: STEP_MS });
+  const connect = (url, transports) =>
+    page.evaluate(([u, t]) => window.tryConnect(u, t, 6000), [url, transports]);
+  const refusedPolling = await connect(refusedUrl, ["polling", "websocket"]);
+  const refusedWebsocket = await connect(refusedUrl, ["websocket"]);
+  const allowed = await connect(allowedUrl, ["polling", "websocket"]);
+  await page.screenshot({ path: screenshot, fullPage: true });
+  return {
+    origin: new URL(pageUrl).origin,
+    refusedPolling,
+    refusedWebsocket,
+    allowed,
+    failed,
+    console: consoleMessages,
+    ...seen,
+  };
+}
+
+(async () => {
+  const [scenario, ...rest] = process.argv.slice(2);
+  let result;
+  if (scenario === "demo" && rest.length === 2) result = await demo(...rest);
+  else if (scenario === "cors" && rest.length === 4) result = await cors(...rest);
+  else {
+    await finish({ ok: false, error: "usage: drive.js demo URL SCREENSHOT | cors PAGE REFUSED ALLOWED SCREENSHOT" }, 3);
+    return;
+  }
+  await finish({ ok: true, scenario, ...result }, 0);
+})().catch((err) => finish({ ok: false, error: err && err.stack ? err.stack : String(err) }, 1));
