@@ -80,9 +80,17 @@ class ASGIApp:
 
     ``engineio_server`` is anything with ``handle_request(scope, receive,
     send)`` (our :class:`AsyncServer`, or python-socketio's server built on
-    it). Lifespan goes to ``other_asgi_app`` when it exists and no
-    ``on_startup``/``on_shutdown`` is given; a lifespan shutdown shuts the
-    Engine.IO server down, so every session gets its disconnect.
+    it). ``engineio_path=None`` sends every http and websocket request to
+    it. ``static_files`` uses python-engineio's mapping format (see
+    :func:`get_static_file`); paths are taken relative to the scope's
+    ``root_path``. Requests that match neither go to ``other_asgi_app``, or
+    get a 404 (a websocket is closed before it is accepted).
+
+    ``on_startup`` and ``on_shutdown`` (plain or async callables) run on the
+    ASGI lifespan events; without them, lifespan goes to ``other_asgi_app``
+    when there is one (and is answered here if that app ignores it). Either
+    way a lifespan shutdown shuts the Engine.IO server down, so every session
+    gets its disconnect handler.
     """
 
     def __init__(
@@ -112,7 +120,11 @@ class ASGIApp:
             await self.engineio_server.handle_request(scope, receive, send)
             return
         if kind == "http" and self.static_files:
-            info = get_static_file(scope["path"], self.static_files)
+            path: str = scope["path"]
+            root: str = scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root) :] or "/"
+            info = get_static_file(path, self.static_files)
             if info is not None and os.path.isfile(info["filename"]):
                 await self.serve_static_file(info, receive, send)
                 return

@@ -30,6 +30,7 @@ def request_from_scope(scope: Scope) -> Request:
         parse_query(scope.get("query_string", b"")),
         _headers(scope),
         scope.get("scheme", "http"),
+        scope,
     )
 
 

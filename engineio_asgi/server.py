@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json as _stdlib_json
 import logging
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Awaitable, Callable, MutableMapping
 
 import anyio
@@ -93,7 +94,7 @@ class _SessionRT:
         self.chain: Any = None  # keeps concurrent handlers starting in arrival order
 
 
-class _SessionContext:
+class _SessionContext(AbstractAsyncContextManager):  # type: ignore[type-arg]
     """``async with server.session(sid) as session:`` — load, then save on exit."""
 
     def __init__(self, server: AsyncServer, sid: str) -> None:
@@ -147,6 +148,13 @@ class AsyncServer:
                 "hypercorn or granian."
             )
         self.async_mode = "asgi"
+        if callable(cors_allowed_origins) and _accepts_args(cors_allowed_origins, 2):
+            # python-engineio hands a two-argument predicate the WSGI-style environ
+            user_check = cors_allowed_origins
+
+            def cors_allowed_origins(origin: str, request: Request) -> bool:
+                return bool(user_check(origin, build_environ(request.extra)))
+
         self.config = ServerConfig.from_options(
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
@@ -300,7 +308,7 @@ class AsyncServer:
             raise KeyError("Session not found")
         s.runtime.data = session
 
-    def session(self, sid: str) -> _SessionContext:
+    def session(self, sid: str) -> AbstractAsyncContextManager[dict[str, Any]]:
         """``async with server.session(sid) as session:`` edits are saved on exit."""
         return _SessionContext(self, sid)
 

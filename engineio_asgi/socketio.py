@@ -82,6 +82,18 @@ class AsyncServer(_socketio.AsyncServer):  # type: ignore[misc]
         """
         return ASGIApp(self, other_asgi_app=app, socketio_path=socketio_path)
 
+    def instrument(self, *args: Any, **kwargs: Any) -> Any:
+        """Not available: python-socketio's admin UI patches python-engineio internals.
+
+        ``InstrumentedAsyncServer`` replaces ``eio._ok`` and reads
+        ``eio._get_socket()`` and ``eio.sockets``, which are private to
+        python-engineio; engineio_asgi has no such members.
+        """
+        raise NotImplementedError(
+            "python-socketio's admin UI (instrument()) patches python-engineio internals "
+            "(_ok, _get_socket, sockets) and does not run on engineio_asgi"
+        )
+
     async def handle_request(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI ``http`` or ``websocket`` connection (asyncio only)."""
         if not self._loop_checked:

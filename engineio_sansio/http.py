@@ -20,6 +20,7 @@ __all__ = [
     "cors_headers",
     "error_response",
     "origin_allowed",
+    "own_origins",
     "parse_query",
 ]
 
@@ -34,7 +35,7 @@ class Request:
     ``ws`` or ``wss``).
     """
 
-    __slots__ = ("method", "query", "headers", "scheme")
+    __slots__ = ("method", "query", "headers", "scheme", "extra")
 
     def __init__(
         self,
@@ -42,11 +43,14 @@ class Request:
         query: Mapping[str, str],
         headers: Mapping[str, str] | None = None,
         scheme: str = "http",
+        extra: Any = None,
     ) -> None:
         self.method = method
         self.query = query
         self.headers = headers if headers is not None else {}
         self.scheme = scheme
+        self.extra = extra
+        """Whatever the runtime wants callbacks to see (the ASGI layer puts its scope here)."""
 
     def __repr__(self) -> str:
         return f"Request({self.method!r}, {dict(self.query)!r}, scheme={self.scheme!r})"
@@ -108,26 +112,45 @@ def error_response(error: ProtocolError, extra_headers: Headers | None = None) -
 # --- CORS -------------------------------------------------------------------
 
 
-def _own_origin(request: Request) -> str:
+_HTTP_SCHEME = {"ws": "http", "wss": "https"}
+
+
+def own_origins(request: Request) -> tuple[str, ...]:
+    """The origins a request's own page may have: as the server saw it, and as forwarded.
+
+    A reverse proxy that sets ``X-Forwarded-Proto``/``X-Forwarded-Host`` adds
+    the public origin; the direct one (scheme and ``Host``) stays valid.
+    """
     h = request.headers
-    scheme = h.get("x-forwarded-proto", "").split(",")[0].strip() or request.scheme
-    if scheme == "ws":
-        scheme = "http"
-    elif scheme == "wss":
-        scheme = "https"
-    host = h.get("x-forwarded-host", "").split(",")[0].strip() or h.get("host", "")
-    return f"{scheme}://{host}"
+    scheme = _HTTP_SCHEME.get(request.scheme, request.scheme)
+    host = h.get("host", "")
+    direct = f"{scheme}://{host}"
+    fwd_proto = h.get("x-forwarded-proto", "").split(",")[0].strip()
+    fwd_host = h.get("x-forwarded-host", "").split(",")[0].strip()
+    if not fwd_proto and not fwd_host:
+        return (direct,)
+    fwd_proto = _HTTP_SCHEME.get(fwd_proto, fwd_proto) or scheme
+    return (direct, f"{fwd_proto}://{fwd_host or host}")
 
 
 def origin_allowed(config: ServerConfig, request: Request, origin: str) -> bool:
-    """Whether ``origin`` may talk to this server under ``cors_allowed_origins``."""
+    """Whether ``origin`` may talk to this server under ``cors_allowed_origins``.
+
+    A callable gets ``(origin)``, or ``(origin, request)`` if it takes two
+    arguments; one that raises refuses the origin.
+    """
     allowed = config.cors_allowed_origins
     if allowed is None:
-        return origin == _own_origin(request)
+        return origin in own_origins(request)
     if isinstance(allowed, str):
         return allowed == "*" or origin == allowed
     if callable(allowed):
-        return bool(allowed(origin))
+        try:
+            if config.cors_callable_takes_request:
+                return bool(allowed(origin, request))
+            return bool(allowed(origin))
+        except Exception:
+            return False
     if "*" in allowed:
         return True
     return origin in allowed
@@ -200,6 +223,17 @@ def cookie_header(cookie: CookieOption, sid: str) -> tuple[bytes, bytes] | None:
         else:
             parts.append(f"{_cookie_text(key)}={_cookie_text(str(value))}")
     return (b"set-cookie", "; ".join(parts).encode("latin-1"))
+
+
+def validate_cookie(cookie: CookieOption) -> None:
+    """Raise ``ValueError`` now for cookie text that could never be written safely."""
+    if cookie is None:
+        return
+    attrs: Mapping[str, Any] = {"name": cookie} if isinstance(cookie, str) else cookie
+    for key, value in attrs.items():
+        _cookie_text(key)
+        if isinstance(value, str):
+            _cookie_text(value)
 
 
 def _cookie_text(value: Any) -> str:

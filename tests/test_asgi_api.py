@@ -468,3 +468,70 @@ async def test_lifespan_callbacks_and_shutdown() -> None:
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert calls == ["up", "down"]
     assert reasons == ["server disconnect"]
+
+
+# --- CORS forms, cookie validation, root_path --------------------------------------------
+
+
+async def test_cors_callables_with_one_or_two_arguments() -> None:
+    seen: list[Any] = []
+
+    def two(origin: str, environ: dict[str, Any]) -> bool:
+        seen.append(environ["REMOTE_ADDR"])
+        return origin == "http://good.example"
+
+    for check in (two, lambda origin: origin == "http://good.example"):
+        eio, app = make(cors_allowed_origins=check)
+        ok = await http(app, "GET", query="EIO=4&transport=polling", headers=[("Origin", "http://good.example")])
+        assert ok.status == 200 and ok.headers["access-control-allow-origin"] == "http://good.example"
+        bad = await http(app, "GET", query="EIO=4&transport=polling", headers=[("Origin", "http://evil.example")])
+        assert bad.status == 403
+    assert seen == ["10.1.2.3", "10.1.2.3"]
+
+    def broken(origin: str) -> bool:
+        raise RuntimeError("bug in the app's check")
+
+    eio, app = make(cors_allowed_origins=broken)
+    r = await http(app, "GET", query="EIO=4&transport=polling", headers=[("Origin", "http://x.example")])
+    assert r.status == 403  # refused, not a 500
+
+
+async def test_same_origin_default_accepts_direct_and_forwarded_origins() -> None:
+    eio, app = make()
+    base = [("Host", "internal:8000"), ("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "chat.example")]
+    for origin, status in [("https://chat.example", 200), ("http://internal:8000", 200), ("https://evil.example", 403)]:
+        r = await http(app, "GET", query="EIO=4&transport=polling", headers=[*base, ("Origin", origin)])
+        assert r.status == status, origin
+
+
+def test_bad_cookie_text_fails_at_construction() -> None:
+    with pytest.raises(ValueError):
+        engineio_asgi.AsyncServer(cookie="io;evil")
+    with pytest.raises(ValueError):
+        engineio_asgi.AsyncServer(cookie={"name": "io", "path": "/\r\nX-Injected: 1"})
+    engineio_asgi.AsyncServer(cookie={"name": "io", "Secure": True, "HttpOnly": True, "SameSite": "Strict"})
+
+
+async def test_static_files_under_a_root_path(tmp_path: Any) -> None:
+    (tmp_path / "index.html").write_text("root index")
+    app = engineio_asgi.ASGIApp(engineio_asgi.AsyncServer(), static_files={"/": str(tmp_path / "index.html")})
+
+    async def get(path: str, root: str) -> Any:
+        from asgi_harness import _scope
+
+        scope = _scope("http", path, "", [], "GET")
+        scope["root_path"] = root
+        out: dict[str, Any] = {}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b""}
+
+        async def send(m: dict[str, Any]) -> None:
+            out.setdefault("status", m.get("status"))
+            out["body"] = m.get("body", b"")
+
+        await app(scope, receive, send)
+        return out
+
+    assert (await get("/chat/", "/chat"))["body"] == b"root index"
+    assert (await get("/", ""))["body"] == b"root index"
