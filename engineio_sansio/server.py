@@ -53,6 +53,8 @@ _CLOSE = Packet(PacketType.CLOSE)
 _NOOP = Packet(PacketType.NOOP)
 _MESSAGE = PacketType.MESSAGE
 _S = SessionState
+CODECS_BY_PARAM: dict[str, Codec] = {str(v): c for v, c in CODECS.items()}
+"""Codecs by the exact text of the ``EIO`` parameter (``"04"`` is not version 4)."""
 
 
 class RouteKind(enum.Enum):
@@ -197,7 +199,7 @@ class Server:
         query = request.query
         if request.method == "OPTIONS" and not websocket:
             return Route(RouteKind.PREFLIGHT, Transport.POLLING, None, CODECS[4], cors)
-        codec = CODECS.get(_int_or_none(query.get("EIO")))  # type: ignore[arg-type]
+        codec = CODECS_BY_PARAM.get(query.get("EIO"))  # type: ignore[arg-type]
         if codec is None:
             raise ProtocolError(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, "unsupported EIO")
         name = query.get("transport")
@@ -290,10 +292,16 @@ class Server:
         self._schedule(session)
 
     def reject(self, session: Session, route: Route, body: bytes | None = None) -> Response:
-        """The application refused the session: drop it and answer 401 with ``body``."""
-        session.set_state(_S.CLOSED)
+        """The application refused the session: drop it and answer 401 with ``body``.
+
+        Also fine on a session the application already closed from its
+        connect handler.
+        """
+        if session.state is not _S.CLOSED:
+            session.set_state(_S.CLOSED)
         session.outbox.clear()
-        self.sessions.pop(session.sid, None)
+        if self.sessions.get(session.sid) is session:
+            del self.sessions[session.sid]
         headers: Headers = [(b"content-type", b"application/json")]
         headers.extend(route.cors)
         return Response(401, headers, body if body is not None else b"")
@@ -313,6 +321,8 @@ class Server:
         """
         if session.state is _S.CLOSED or session.state is _S.CLOSING:
             return False
+        if type(data) is str and not data.isascii():
+            _check_text(data)
         return self._queue(session, Packet(_MESSAGE, data), event=False)
 
     def direct_frame(self, session: Session, data: Data) -> Data | None:
@@ -324,6 +334,8 @@ class Server:
         runtime calls :meth:`send` instead.
         """
         if session.state is _S.OPEN and session.transport is Transport.WEBSOCKET and not session.outbox:
+            if type(data) is str and not data.isascii():
+                _check_text(data)
             return session.codec.encode_message_frame(data)
         return None
 
@@ -331,6 +343,8 @@ class Server:
         """Queue any packet (a message, or a control packet an upper layer needs)."""
         if session.state is _S.CLOSED or session.state is _S.CLOSING:
             return False
+        if type(packet.data) is str and not packet.data.isascii():
+            _check_text(packet.data)
         return self._queue(session, packet, event=False)
 
     def close(self, session: Session, now: float) -> None:
@@ -709,10 +723,12 @@ class Server:
         return [sid for sid, s in self.sessions.items() if not s.closed]
 
 
-def _int_or_none(value: str | None) -> int | None:
-    if value is None or not value.isdigit() or len(value) > 3:
-        return None
-    return int(value)
+def _check_text(text: str) -> None:
+    """Refuse, at the sender, text with no UTF-8 form (lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("message text has no UTF-8 form (it holds a lone surrogate)") from None
 
 
 def _too_big(frame: Data, limit: int) -> bool:
