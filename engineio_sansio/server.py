@@ -169,8 +169,7 @@ class Server:
             if self.config.monitor_clients:
                 self._close(session, CloseReason.PING_TIMEOUT, now)
                 return
-            session.pong_deadline = INF  # not monitoring: keep pinging, never time out
-            session.next_ping = now
+            session.pong_deadline = INF  # not monitoring: never time out; the next pong restarts pings
         if session.upgrade_deadline <= now:
             self._abort_upgrade(session)
         if session.next_ping <= now:
@@ -499,7 +498,8 @@ class Server:
         """Handle a non-message packet from the client; False if it has no place here."""
         t = packet.type
         if t is PacketType.PONG:
-            if session.pong_deadline != INF:
+            if session.next_ping == INF and (session.state is _S.OPEN or session.state is _S.UPGRADING):
+                # a ping is outstanding: the next one is due an interval from now
                 session.pong_deadline = INF
                 session.next_ping = now + self._ping_interval
                 self._schedule(session)
@@ -509,7 +509,8 @@ class Server:
             return True
         if t is PacketType.PING:
             # v4 clients do not ping; answer rather than fail, so a lenient client still works.
-            self._queue(session, Packet(PacketType.PONG, packet.data))
+            if not session.closed:
+                self._queue(session, Packet(PacketType.PONG, packet.data))
             return True
         if t is PacketType.NOOP:
             return True
