@@ -71,7 +71,16 @@ class reason:  # noqa: N801 - the seed's name
 class _WSConn:
     """The runtime side of one websocket: its ASGI ``send`` and write state."""
 
-    __slots__ = ("send", "writing", "close_code", "close_sent", "accepted", "reader", "in_receive")
+    __slots__ = (
+        "send",
+        "writing",
+        "close_code",
+        "close_sent",
+        "accepted",
+        "reader",
+        "in_receive",
+        "close_later",
+    )
 
     def __init__(self, send: Send) -> None:
         self.send = send
@@ -81,6 +90,7 @@ class _WSConn:
         self.accepted = False
         self.reader: Any = None  # the backend's waker around the reader's receive()
         self.in_receive = False
+        self.close_later = False
 
 
 class _SessionRT:
@@ -347,7 +357,12 @@ class AsyncServer:
         if self._backend is None:
             return
         await self.disconnect()
+        # what could be flushed was; sessions whose CLOSE waits for a poll that
+        # may never come are dropped rather than left without a timer
+        self._core.finish_all()
+        await self._drain_events()
         self._timer_task = None
+        self._timer_target = float("inf")
         await self._backend.cancel_all()
         self._closing = False
 
@@ -536,9 +551,24 @@ class AsyncServer:
         conn: _WSConn | None = ws.runtime
         if conn is None:
             return
+        if ws.session.reason is CloseReason.CLIENT_DISCONNECT and conn.reader is not None:
+            # The client said CLOSE and is closing the websocket itself. Closing it
+            # from here as well races its close frame, which hypercorn on trio does
+            # not survive (BusyResourceError), so give the client a moment first.
+            if not conn.close_later:
+                conn.close_later = True
+                self._backend.spawn(self._close_ws_later, conn, code)  # type: ignore[union-attr]
+            return
         conn.close_code = code
         if not conn.writing and not conn.close_sent and conn.accepted:
             await self._send_close(conn)
+
+    async def _close_ws_later(self, conn: _WSConn, code: int) -> None:
+        await anyio.sleep(self.config.close_timeout)
+        if conn.reader is not None and not conn.close_sent:
+            conn.close_code = code
+            if not conn.writing:
+                await self._send_close(conn)
 
     async def _send_close(self, conn: _WSConn) -> None:
         if conn.reader is not None:

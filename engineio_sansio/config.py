@@ -15,6 +15,7 @@ CookieOption = Union[None, str, Mapping[str, Any]]
 
 VALID_TRANSPORTS = ("polling", "websocket")
 
+
 def _takes_two(fn: Callable[..., Any]) -> bool:
     import inspect
 

@@ -191,7 +191,7 @@ def cors_headers(config: ServerConfig, request: Request) -> Headers | None:
 
 def _safe_token_list(value: str) -> bool:
     # Only header-name characters, commas and spaces are echoed back.
-    return all(c.isalnum() or c in "-_, " for c in value) and len(value) < 1024
+    return value.isascii() and all(c.isalnum() or c in "-_, " for c in value) and len(value) < 1024
 
 
 # --- cookie -----------------------------------------------------------------

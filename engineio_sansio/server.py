@@ -719,6 +719,12 @@ class Server:
                 continue
             self._close(session, CloseReason.SERVER_DISCONNECT, now)
 
+    def finish_all(self) -> None:
+        """Drop every session still waiting to hand out its CLOSE (the server is going away)."""
+        for session in list(self.sessions.values()):
+            if session.state is _S.CLOSING:
+                self._finish(session)
+
     def session_ids(self) -> Iterable[str]:
         """The ids of sessions the application can address (open or upgrading)."""
         return [sid for sid, s in self.sessions.items() if not s.closed]
