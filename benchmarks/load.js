@@ -1,0 +1,673 @@
+#!/usr/bin/env node
+// Engine.IO v4 load generator for benchmarks/run.py (see README.md).
+//
+// One scenario per process; it prints one JSON object per line on stdout:
+//   {"event":"mark","name":"start"|"end"|...}  phase changes (run.py samples the
+//                                              server's CPU and RSS on each)
+//   {"event":"result", ...}                    the figures, with the generator's
+//                                              own CPU use (process.cpuUsage)
+//   {"event":"error","error":"..."}            the scenario could not be run
+// With --sync 1 it waits after each mark for a line "continue" on stdin, so the
+// harness samples the server exactly at the phase boundary.
+//
+// Websockets use `ws` (permessage-deflate off unless --deflate 1); polling uses
+// a raw `net` socket HTTP/1.1 keep-alive client (Node's http client is slower
+// than the fastest servers under test).
+'use strict';
+
+const net = require('net');
+const readline = require('readline');
+const { performance } = require('perf_hooks');
+const WebSocket = require('ws');
+
+// ---------------------------------------------------------------- arguments
+function parseArgs(argv) {
+  const out = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
+    const eq = a.indexOf('=');
+    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
+    else out[a.slice(2)] = argv[++i];
+  }
+  return out;
+}
+
+const args = parseArgs(process.argv.slice(2));
+const num = (k, d) => (args[k] === undefined ? d : Number(args[k]));
+const SCENARIO = args.scenario;
+const HOST = '127.0.0.1'; // only ever loopback
+const PORT = num('port', 8000);
+const EIO_PATH = args.path || '/engine.io/';
+const DURATION = num('duration', 4); // seconds measured
+const WARMUP = num('warmup', 1); // seconds run before measuring
+const CLIENTS = num('clients', 50);
+const INFLIGHT = Math.max(1, num('inflight', 1));
+const SIZE = num('size', 16); // message payload bytes
+const DEFLATE = args.deflate === '1' || args.deflate === 'true';
+const SESSIONS = num('sessions', 1000); // fan-out and idle
+const CONCURRENCY = Math.max(1, num('concurrency', 100)); // parallel connects
+const WINDOW = num('window', 10); // idle: seconds held while measured
+const SETTLE = num('settle', 2); // idle: seconds after opening before measuring
+const SYNC = args.sync === '1';
+const TIME_LIMIT = num('time-limit', WARMUP + DURATION + WINDOW + 120);
+const CONNECT_TIMEOUT_MS = 15000;
+const MAX_SAMPLES = 4000000;
+
+const PAYLOAD = '4' + 'x'.repeat(SIZE);
+const WS_URL = `ws://${HOST}:${PORT}${EIO_PATH}?EIO=4&transport=websocket`;
+const POLL_PATH = `${EIO_PATH}?EIO=4&transport=polling`;
+const WS_OPTS = { perMessageDeflate: DEFLATE, skipUTF8Validation: true, handshakeTimeout: CONNECT_TIMEOUT_MS };
+
+function emit(obj) {
+  process.stdout.write(JSON.stringify(obj) + '\n'); // pipes are synchronous on Linux
+}
+
+function fail(msg) {
+  emit({ event: 'error', scenario: SCENARIO, error: String(msg) });
+  process.exit(2);
+}
+
+const hardLimit = setTimeout(() => fail(`time limit of ${TIME_LIMIT}s exceeded`), TIME_LIMIT * 1000);
+hardLimit.unref();
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// stdin "continue" lines acknowledge marks (only with --sync 1)
+const waiters = [];
+let stdinLines = 0;
+if (SYNC) {
+  const rl = readline.createInterface({ input: process.stdin });
+  rl.on('line', (line) => {
+    stdinLines++;
+    if (line.trim() === 'continue' && waiters.length) waiters.shift()();
+  });
+}
+
+async function mark(name, extra) {
+  emit({ event: 'mark', name, ...extra });
+  if (!SYNC) return;
+  await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no ack for mark ${name}`)), 15000);
+    waiters.push(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+// ---------------------------------------------------------------- measuring
+class Meter {
+  constructor() {
+    this.samples = new Float64Array(MAX_SAMPLES);
+    this.n = 0;
+    this.count = 0;
+    this.measuring = false;
+  }
+
+  async start() {
+    await mark('start');
+    this.n = 0;
+    this.count = 0;
+    this.cpu0 = process.cpuUsage();
+    this.t0 = performance.now();
+    this.measuring = true;
+  }
+
+  async stop() {
+    this.measuring = false;
+    this.seconds = (performance.now() - this.t0) / 1000;
+    const cpu = process.cpuUsage(this.cpu0);
+    this.genCpu = (cpu.user + cpu.system) / 1e6;
+    await mark('end');
+  }
+
+  record(ms) {
+    if (!this.measuring) return;
+    this.count++;
+    if (this.n < MAX_SAMPLES) this.samples[this.n++] = ms;
+  }
+
+  percentile(p) {
+    if (!this.n) return null;
+    if (!this.sorted) this.sorted = this.samples.subarray(0, this.n).sort();
+    const i = Math.min(this.n - 1, Math.floor((p / 100) * this.n));
+    return Math.round(this.sorted[i] * 1000) / 1000;
+  }
+
+  result(extra) {
+    return {
+      event: 'result',
+      scenario: SCENARIO,
+      count: this.count,
+      seconds: round(this.seconds, 3),
+      rate: round(this.count / this.seconds, 1),
+      p50_ms: this.percentile(50),
+      p99_ms: this.percentile(99),
+      gen_cpu_s: round(this.genCpu, 3),
+      gen_cpu_pct: round((100 * this.genCpu) / this.seconds, 1),
+      deflate: DEFLATE,
+      size: SIZE,
+      ...extra,
+    };
+  }
+}
+
+const round = (x, d) => Math.round(x * 10 ** d) / 10 ** d;
+
+async function measure(meter) {
+  await sleep(WARMUP * 1000);
+  await meter.start();
+  await sleep(DURATION * 1000);
+  await meter.stop();
+}
+
+// bounded-concurrency map over 0..n-1
+async function openMany(n, concurrency, open) {
+  const out = new Array(n);
+  let next = 0;
+  async function worker() {
+    while (next < n) {
+      const i = next++;
+      out[i] = await open(i);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
+  return out;
+}
+
+// ---------------------------------------------------------------- websocket
+// Opens one Engine.IO websocket session; resolves once the open packet came.
+// `onMessage(buf)` gets every message packet; pings are answered here.
+function openWs(onMessage) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(WS_URL, WS_OPTS);
+    let opened = false;
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error('websocket open timed out'));
+    }, CONNECT_TIMEOUT_MS);
+    ws.on('message', (data) => {
+      const c = data[0];
+      if (c === 0x34) onMessage(data);
+      else if (c === 0x32) ws.send('3');
+      else if (c === 0x30 && !opened) {
+        opened = true;
+        clearTimeout(timer);
+        resolve(ws);
+      }
+    });
+    ws.on('error', (err) => {
+      clearTimeout(timer);
+      if (!opened) reject(err);
+    });
+    ws.on('close', () => {
+      ws.closedAt = performance.now();
+    });
+  });
+}
+
+// N clients x K messages in flight each; every echo triggers the next send.
+async function wsEcho() {
+  const meter = new Meter();
+  let running = true;
+  const clients = await openMany(CLIENTS, CONCURRENCY, () => {
+    const ring = new Float64Array(INFLIGHT);
+    const state = { head: 0, tail: 0, ws: null };
+    return openWs(() => {
+      const now = performance.now();
+      meter.record(now - ring[state.head]);
+      state.head = (state.head + 1) % INFLIGHT;
+      if (running) {
+        ring[state.tail] = now;
+        state.tail = (state.tail + 1) % INFLIGHT;
+        state.ws.send(PAYLOAD);
+      }
+    }).then((ws) => {
+      state.ws = ws;
+      state.ring = ring;
+      return state;
+    });
+  });
+  for (const st of clients) {
+    for (let k = 0; k < INFLIGHT; k++) {
+      st.ring[st.tail] = performance.now();
+      st.tail = (st.tail + 1) % INFLIGHT;
+      st.ws.send(PAYLOAD);
+    }
+  }
+  await measure(meter);
+  running = false;
+  const closed = clients.filter((c) => c.ws.readyState !== WebSocket.OPEN).length;
+  emit(meter.result({ clients: CLIENTS, inflight: INFLIGHT, unit: 'msg/s', closed_by_server: closed }));
+  for (const st of clients) st.ws.terminate();
+}
+
+// C loops in parallel, each: open a websocket session, wait for the open packet,
+// send "1" (Engine.IO close) and a close frame at once (as engine.io-client
+// does), wait until the server closed the connection.  A raw-socket client: the
+// `ws` client's own handshake cost saturated the generator's core first.
+const UPGRADE_REQUEST =
+  `GET ${EIO_PATH}?EIO=4&transport=websocket HTTP/1.1\r\nHost: ${HOST}:${PORT}\r\n` +
+  'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' +
+  'Sec-WebSocket-Version: 13\r\n' +
+  (DEFLATE ? 'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n' : '') +
+  '\r\n';
+// masked (zero key) text frame "1", then a masked close frame with code 1000
+const CLOSE_FRAMES = Buffer.from([0x81, 0x81, 0, 0, 0, 0, 0x31, 0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]);
+
+function rawWsSession(onDone) {
+  const t0 = performance.now();
+  const sock = net.connect({ host: HOST, port: PORT });
+  sock.setNoDelay(true);
+  let buf = null;
+  let upgraded = false;
+  let opened = false;
+  let finished = false;
+  const timer = setTimeout(() => sock.destroy(new Error('websocket handshake timed out')), CONNECT_TIMEOUT_MS);
+  const done = (err) => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(timer);
+    sock.destroy();
+    onDone(err, performance.now() - t0);
+  };
+  sock.on('connect', () => sock.write(UPGRADE_REQUEST));
+  sock.on('data', (chunk) => {
+    buf = buf ? Buffer.concat([buf, chunk]) : chunk;
+    if (!upgraded) {
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      if (buf.toString('latin1', 9, 12) !== '101') return done(new Error(`upgrade refused: ${buf.toString('latin1', 0, 12)}`));
+      upgraded = true;
+      buf = buf.subarray(end + 4);
+    }
+    // server frames are unmasked: 2, 4 or 10 header bytes
+    for (let guard = 0; guard < 1000 && buf.length >= 2; guard++) {
+      const opcode = buf[0] & 0x0f;
+      let len = buf[1] & 0x7f;
+      let head = 2;
+      if (len === 126) {
+        if (buf.length < 4) return;
+        len = buf.readUInt16BE(2);
+        head = 4;
+      } else if (len === 127) {
+        if (buf.length < 10) return;
+        len = Number(buf.readBigUInt64BE(2));
+        head = 10;
+      }
+      if (buf.length < head + len) return;
+      buf = buf.subarray(head + len);
+      if (opcode === 0x8) return opened ? done(null) : done(new Error('closed before the open packet'));
+      if (!opened && (opcode === 0x1 || opcode === 0x2)) {
+        opened = true;
+        sock.write(CLOSE_FRAMES);
+      }
+    }
+  });
+  sock.on('error', (err) => done(err));
+  sock.on('close', () => done(opened ? null : new Error('connection closed before the open packet')));
+}
+
+async function wsHandshake() {
+  const meter = new Meter();
+  let running = true;
+  let errors = 0;
+  const loops = [];
+  for (let i = 0; i < CLIENTS; i++) {
+    loops.push(
+      new Promise((resolve) => {
+        const once = () => {
+          if (!running) return resolve();
+          rawWsSession((err, ms) => {
+            if (err) {
+              errors++;
+              if (errors < 5) emit({ event: 'warning', scenario: SCENARIO, warning: String(err.message || err) });
+              setTimeout(once, 10); // back off when the server refuses
+            } else {
+              meter.record(ms);
+              once();
+            }
+          });
+        };
+        once();
+      })
+    );
+  }
+  await measure(meter);
+  running = false;
+  await Promise.race([Promise.all(loops), sleep(5000)]);
+  emit(meter.result({ clients: CLIENTS, unit: 'handshakes/s', errors }));
+}
+
+// N sessions; one of them sends "fanout", the server sends "fanout" to all N;
+// when all N got it the next round starts (one round in flight).
+async function fanout() {
+  const meter = new Meter();
+  let running = true;
+  let received = 0;
+  let t0 = 0;
+  let roundsDone = 0;
+  let finish;
+  const finished = new Promise((r) => (finish = r));
+  const onMessage = () => {
+    if (++received === SESSIONS) {
+      meter.record(performance.now() - t0);
+      roundsDone++;
+      if (running) trigger();
+      else finish();
+    }
+  };
+  const sessions = await openMany(SESSIONS, CONCURRENCY, () => openWs(onMessage));
+  const trigger = () => {
+    received = 0;
+    t0 = performance.now();
+    sessions[0].send('4fanout');
+  };
+  trigger();
+  await measure(meter);
+  running = false;
+  await Promise.race([finished, sleep(5000)]);
+  const res = meter.result({ sessions: SESSIONS, unit: 'fanouts/s' });
+  res.deliveries_per_s = round(res.rate * SESSIONS, 1);
+  emit(res);
+  for (const ws of sessions) ws.terminate();
+}
+
+// open N sessions and hold them (answering pings); run.py measures the
+// server's RSS per session and its CPU over the window.
+async function idle() {
+  const warm = Math.min(100, SESSIONS);
+  const warmSessions = await openMany(warm, CONCURRENCY, () => openWs(() => {}));
+  await Promise.all(
+    warmSessions.map(
+      (ws) =>
+        new Promise((r) => {
+          ws.on('close', r);
+          ws.close(1000);
+          setTimeout(r, 5000);
+        })
+    )
+  );
+  await sleep(1000);
+  await mark('baseline');
+  const t0 = performance.now();
+  const sessions = await openMany(SESSIONS, CONCURRENCY, () => openWs(() => {}));
+  const openSeconds = (performance.now() - t0) / 1000;
+  await mark('ready', { sessions: SESSIONS, open_seconds: round(openSeconds, 2) });
+  await sleep(SETTLE * 1000);
+  let pings = 0;
+  for (const ws of sessions) ws.on('message', (d) => d[0] === 0x32 && pings++);
+  await mark('start');
+  const cpu0 = process.cpuUsage();
+  const w0 = performance.now();
+  await sleep(WINDOW * 1000);
+  const seconds = (performance.now() - w0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  await mark('end');
+  const open = sessions.filter((ws) => ws.readyState === WebSocket.OPEN).length;
+  const genCpu = (cpu.user + cpu.system) / 1e6;
+  emit({
+    event: 'result',
+    scenario: SCENARIO,
+    sessions: SESSIONS,
+    still_open: open,
+    pings_answered: pings,
+    open_seconds: round(openSeconds, 2),
+    seconds: round(seconds, 3),
+    gen_cpu_s: round(genCpu, 3),
+    gen_cpu_pct: round((100 * genCpu) / seconds, 1),
+    deflate: DEFLATE,
+    unit: 'sessions',
+  });
+  for (const ws of sessions) ws.terminate();
+}
+
+// ---------------------------------------------------------------- polling
+// A minimal HTTP/1.1 keep-alive client on a raw socket; one request at a time.
+class Http {
+  constructor() {
+    this.sock = null;
+    this.buf = null;
+    this.cb = null;
+    this.pendingWrite = null;
+  }
+
+  _connect() {
+    const sock = net.connect({ host: HOST, port: PORT });
+    sock.setNoDelay(true);
+    this.sock = sock;
+    this.buf = null;
+    sock.on('connect', () => {
+      if (this.pendingWrite) {
+        sock.write(this.pendingWrite);
+        this.pendingWrite = null;
+      }
+    });
+    sock.on('data', (chunk) => {
+      this.buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
+      this._parse();
+    });
+    const gone = (err) => {
+      if (this.sock !== sock) return;
+      this.sock = null;
+      const cb = this.cb;
+      this.cb = null;
+      if (cb) cb(err || new Error('connection closed'));
+    };
+    sock.on('error', gone);
+    sock.on('close', () => gone(null));
+  }
+
+  request(method, path, body, cb) {
+    let head = `${method} ${path} HTTP/1.1\r\nHost: ${HOST}:${PORT}\r\n`;
+    if (body !== null) {
+      head += `Content-Type: text/plain;charset=UTF-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    } else head += '\r\n';
+    this.cb = cb;
+    if (!this.sock) {
+      this.pendingWrite = head;
+      this._connect();
+    } else this.sock.write(head);
+  }
+
+  _parse() {
+    const buf = this.buf;
+    const end = buf.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    const head = buf.toString('latin1', 0, end);
+    const status = parseInt(head.slice(9, 12), 10);
+    let length = -1;
+    let chunked = false;
+    let close = false;
+    const lines = head.split('\r\n');
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i];
+      const colon = line.indexOf(':');
+      const name = line.slice(0, colon).trim().toLowerCase();
+      const value = line.slice(colon + 1).trim().toLowerCase();
+      if (name === 'content-length') length = parseInt(value, 10);
+      else if (name === 'transfer-encoding') chunked = value.includes('chunked');
+      else if (name === 'connection') close = value === 'close';
+    }
+    let body;
+    let rest;
+    const start = end + 4;
+    if (chunked) {
+      const parts = [];
+      let pos = start;
+      for (let guard = 0; guard < 100000; guard++) {
+        const eol = buf.indexOf('\r\n', pos);
+        if (eol < 0) return; // need more
+        const size = parseInt(buf.toString('latin1', pos, eol), 16);
+        if (size === 0) {
+          if (buf.length < eol + 4) return;
+          rest = buf.subarray(eol + 4);
+          break;
+        }
+        if (buf.length < eol + 2 + size + 2) return;
+        parts.push(buf.subarray(eol + 2, eol + 2 + size));
+        pos = eol + 2 + size + 2;
+      }
+      body = Buffer.concat(parts);
+    } else if (length >= 0) {
+      if (buf.length < start + length) return;
+      body = buf.subarray(start, start + length);
+      rest = buf.subarray(start + length);
+    } else {
+      return; // body until close: not used by the servers under test
+    }
+    this.buf = rest.length ? rest : null;
+    const cb = this.cb;
+    this.cb = null;
+    if (close && this.sock) {
+      const s = this.sock;
+      this.sock = null;
+      s.destroy();
+    }
+    if (cb) cb(null, status, body);
+  }
+
+  destroy() {
+    if (this.sock) this.sock.destroy();
+    this.sock = null;
+  }
+}
+
+function parseOpen(status, body) {
+  if (status !== 200 || body[0] !== 0x30) throw new Error(`bad handshake: ${status} ${body.toString().slice(0, 200)}`);
+  return JSON.parse(body.toString('utf8', 1)).sid;
+}
+
+// each client: POST a message, then GET until its echo came back.
+async function pollingEcho() {
+  const meter = new Meter();
+  let running = true;
+  let errors = 0;
+  const clients = await openMany(CLIENTS, CONCURRENCY, () => {
+    const http = new Http();
+    return new Promise((resolve, reject) => {
+      http.request('GET', POLL_PATH, null, (err, status, body) => {
+        if (err) return reject(err);
+        try {
+          const sid = parseOpen(status, body);
+          resolve({ http, path: `${POLL_PATH}&sid=${encodeURIComponent(sid)}` });
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+  });
+  const loops = clients.map(
+    (c) =>
+      new Promise((resolve) => {
+        let pong = false;
+        let t0 = 0;
+        let gets = 0;
+        const failed = (why) => {
+          errors++;
+          if (errors < 5) emit({ event: 'warning', scenario: SCENARIO, warning: String(why) });
+          resolve();
+        };
+        const post = () => {
+          if (!running) return resolve();
+          t0 = performance.now();
+          const body = pong ? `3\x1e${PAYLOAD}` : PAYLOAD;
+          pong = false;
+          c.http.request('POST', c.path, body, (err, status) => {
+            if (err || status !== 200) return failed(err || `POST ${status}`);
+            gets = 0;
+            get();
+          });
+        };
+        const get = () => {
+          c.http.request('GET', c.path, null, (err, status, body) => {
+            if (err || status !== 200) return failed(err || `GET ${status}`);
+            let got = false;
+            const text = body.toString();
+            for (const p of text.split('\x1e')) {
+              const k = p.charCodeAt(0);
+              if (k === 0x34) got = true;
+              else if (k === 0x32) pong = true;
+              else if (k === 0x31) return failed('session closed by server');
+            }
+            if (got) {
+              meter.record(performance.now() - t0);
+              post();
+            } else if (++gets < 5) get();
+            else failed('no echo after 5 GETs');
+          });
+        };
+        post();
+      })
+  );
+  await measure(meter);
+  running = false;
+  await Promise.race([Promise.all(loops), sleep(5000)]);
+  emit(meter.result({ clients: CLIENTS, unit: 'round trips/s', errors }));
+  for (const c of clients) c.http.destroy();
+}
+
+// each client: GET handshake, POST "1" (close), repeat on one keep-alive connection.
+async function pollingHandshake() {
+  const meter = new Meter();
+  let running = true;
+  let errors = 0;
+  const loops = [];
+  const conns = [];
+  for (let i = 0; i < CLIENTS; i++) {
+    const http = new Http();
+    conns.push(http);
+    loops.push(
+      new Promise((resolve) => {
+        const failed = (why) => {
+          errors++;
+          if (errors < 5) emit({ event: 'warning', scenario: SCENARIO, warning: String(why) });
+          setTimeout(once, 10);
+        };
+        const once = () => {
+          if (!running) return resolve();
+          const t0 = performance.now();
+          http.request('GET', POLL_PATH, null, (err, status, body) => {
+            if (err) return failed(err);
+            let sid;
+            try {
+              sid = parseOpen(status, body);
+            } catch (e) {
+              return failed(e);
+            }
+            http.request('POST', `${POLL_PATH}&sid=${encodeURIComponent(sid)}`, '1', (err2, status2) => {
+              if (err2 || status2 !== 200) return failed(err2 || `POST ${status2}`);
+              meter.record(performance.now() - t0);
+              once();
+            });
+          });
+        };
+        once();
+      })
+    );
+  }
+  await measure(meter);
+  running = false;
+  await Promise.race([Promise.all(loops), sleep(5000)]);
+  emit(meter.result({ clients: CLIENTS, unit: 'handshakes/s', errors }));
+  for (const c of conns) c.destroy();
+}
+
+// ---------------------------------------------------------------- main
+const SCENARIOS = {
+  'ws-echo': wsEcho,
+  'ws-pipelined': wsEcho,
+  'ws-handshake': wsHandshake,
+  fanout,
+  idle,
+  'polling-echo': pollingEcho,
+  'polling-handshake': pollingHandshake,
+};
+
+const run = SCENARIOS[SCENARIO];
+if (!run) fail(`unknown scenario ${SCENARIO}; one of ${Object.keys(SCENARIOS).join(', ')}`);
+run().then(
+  () => process.exit(0),
+  (err) => fail(err && err.stack ? err.stack.split('\n').slice(0, 3).join(' | ') : err)
+);
