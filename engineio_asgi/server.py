@@ -49,6 +49,8 @@ default_logger = logging.getLogger("engineio_asgi.server")
 
 _NUMERIC_JSON_START = frozenset('{["tfnNI- \t\r\n')
 _TIMER_SLACK = 0.005
+_CLIENT_CLOSE_GRACE = 1.0  # seconds a client gets to close its websocket after a CLOSE packet
+WS_CLOSE_NORMAL = 1000
 _GONE: Any = object()  # the client left before the body was complete
 _OPEN = SessionState.OPEN
 
@@ -551,10 +553,11 @@ class AsyncServer:
         conn: _WSConn | None = ws.runtime
         if conn is None:
             return
-        if ws.session.reason is CloseReason.CLIENT_DISCONNECT and conn.reader is not None:
-            # The client said CLOSE and is closing the websocket itself. Closing it
-            # from here as well races its close frame, which hypercorn on trio does
-            # not survive (BusyResourceError), so give the client a moment first.
+        if code == WS_CLOSE_NORMAL and conn.reader is not None:
+            # After a CLOSE packet either way, an Engine.IO client closes the
+            # websocket itself. Closing it from here at the same moment races its
+            # close frame, which hypercorn on trio does not survive
+            # (BusyResourceError), so the client gets a moment to do it first.
             if not conn.close_later:
                 conn.close_later = True
                 self._backend.spawn(self._close_ws_later, conn, code)  # type: ignore[union-attr]
@@ -564,7 +567,7 @@ class AsyncServer:
             await self._send_close(conn)
 
     async def _close_ws_later(self, conn: _WSConn, code: int) -> None:
-        await anyio.sleep(self.config.close_timeout)
+        await anyio.sleep(_CLIENT_CLOSE_GRACE)
         if conn.reader is not None and not conn.close_sent:
             conn.close_code = code
             if not conn.writing:
