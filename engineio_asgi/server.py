@@ -553,11 +553,13 @@ class AsyncServer:
         conn: _WSConn | None = ws.runtime
         if conn is None:
             return
-        if code == WS_CLOSE_NORMAL and conn.reader is not None:
+        if code == WS_CLOSE_NORMAL and ws.upgraded and conn.reader is not None and not self._closing:
             # After a CLOSE packet either way, an Engine.IO client closes the
             # websocket itself. Closing it from here at the same moment races its
             # close frame, which hypercorn on trio does not survive
             # (BusyResourceError), so the client gets a moment to do it first.
+            # (A probe is closed at once: nobody sent it a CLOSE packet; and a
+            # server shutting down does not wait.)
             if not conn.close_later:
                 conn.close_later = True
                 self._backend.spawn(self._close_ws_later, conn, code)  # type: ignore[union-attr]
