@@ -79,7 +79,8 @@ EVENT_LOG = env("EIO_EVENT_LOG")
 connects: list[str] = []
 disconnects: list[list[str]] = []
 boom_on_disconnect: set[str] = set()
-# sid -> [messages received in order, out-of-order count, messages sent, duplicates]
+# sid -> [last number received, gaps, messages received (= answers sent), duplicates,
+#         messages that arrived while the session was on a websocket]
 stats: dict[str, list[int]] = {}
 
 
@@ -106,7 +107,9 @@ def connect(sid: str, environ: dict[str, Any]) -> Any:
 def handle_sequence(sid: str, n: int) -> str:
     row = stats.get(sid)
     if row is None:
-        row = stats[sid] = [0, 0, 0, 0]
+        row = stats[sid] = [0, 0, 0, 0, 0]
+    if eio.transport(sid) == "websocket":
+        row[4] += 1
     if n == row[0] + 1:
         row[0] = n
     elif n <= row[0]:

@@ -61,7 +61,15 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSoc
 
 const records = [];
 const errors = [];
-const counters = { handshakeFailures: 0, serverClosed: 0, opened: 0, upgrades: 0, maxPostMs: 0, maxPingToPongMs: 0 };
+const counters = {
+  handshakeFailures: 0,
+  serverClosed: 0,
+  opened: 0,
+  upgrades: 0,
+  upgradesAborted: 0,
+  maxPostMs: 0,
+  maxPingToPongMs: 0,
+};
 function error(msg) {
   if (errors.length < 100) errors.push(msg);
 }
@@ -317,7 +325,9 @@ class Session {
     ws.on('close', () => {
       this.wsClosed = true;
       if (!this.dead && !this.closing) {
-        error(`${this.sid}: websocket closed by the server`);
+        // for an upgraded session this may be the upgrade race (the server's upgrade
+        // timeout closed the probe while our "5" was on its way): test_load.py decides
+        if (this.kind !== 'upgrade') error(`${this.sid}: websocket closed by the server`);
         this.fail('ws-closed');
       }
       if (this.onWsClose) this.onWsClose();
@@ -335,10 +345,30 @@ class Session {
 
   async upgrade() {
     this.upgradeStarted = true;
-    const ws = await this.openWebsocket(this.sid);
-    ws.send('2probe');
-    const answer = await this.nextFrame(ws, 15000);
-    if (answer !== '3probe') throw new Error(`probe answer ${answer}`);
+    this.upgrading = true;
+    try {
+      await this.doUpgrade();
+    } finally {
+      this.upgrading = false;
+    }
+  }
+
+  async doUpgrade() {
+    let ws;
+    let probeClosed = false;
+    try {
+      ws = await this.openWebsocket(this.sid);
+      ws.once('close', () => (probeClosed = true));
+      ws.send('2probe');
+      const answer = await this.nextFrame(ws, 15000);
+      if (answer !== '3probe') throw new Error(`probe answer ${answer}`);
+    } catch (e) {
+      // the probe failed (refused, or closed by the server's upgrade timeout before it
+      // was answered): the session stays on polling, as engine.io-client does
+      if (ws) ws.terminate();
+      counters.upgradesAborted++;
+      return;
+    }
     if (this.dead || this.closing) {
       ws.terminate();
       return;
@@ -353,6 +383,16 @@ class Session {
     for (let i = 0; i < 750 && (this.postBusy || this.out.length) && !this.dead; i++) await sleep(20);
     if (this.dead) {
       ws.terminate();
+      return;
+    }
+    if (probeClosed || ws.readyState !== WebSocket.OPEN) {
+      // the server gave up on the probe (its upgrade timeout): stay on polling, as
+      // engine.io-client does, and send what was held back
+      counters.upgradesAborted++;
+      this.paused = false;
+      this.pollDone = null;
+      this.pollLoop();
+      for (const n of this.pendingSends.splice(0)) this.sendPacket('4c' + n);
       return;
     }
     ws.send('5');
@@ -377,12 +417,12 @@ class Session {
       return;
     }
     if (this.dead) return;
-    if (this.paused || (this.upgradeStarted && this.transport === 'polling')) {
-      // an upgrade is in progress: let it settle first
-      for (let i = 0; i < 750 && (this.paused || (this.upgradeStarted && this.transport === 'polling')); i++) {
-        if (this.dead) return;
-        await sleep(20);
-      }
+    // an upgrade in progress settles first (bounded: upgrade() gives up after 15 s waits)
+    for (let i = 0; i < 2000 && this.upgrading && !this.dead; i++) await sleep(20);
+    if (this.dead) return;
+    if (this.transport === 'websocket' && this.wsClosed) {
+      this.fail('ws-closed');
+      return;
     }
     this.closing = true;
     if (this.transport === 'websocket') {

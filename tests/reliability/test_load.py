@@ -59,12 +59,14 @@ SMALL = Shape(
 )
 # 5,000 sessions on 2 cores shared by server and clients: connections are opened over a
 # minute and closed over 20 s at the end (a burst overflows the listen queue, and a dropped
-# SYN costs 1-15 s of retransmits), python-engineio's default heartbeat (25 s + 20 s)
+# SYN costs 1-15 s of retransmits), python-engineio's default heartbeat (25 s + 20 s), one
+# message per session every ~8 s (~600 messages/s each way, server at ~50 % of a core, so a
+# neighbour on the machine does not tip it over)
 STRESS = Shape(
     sessions=5000,
     duration=float(os.environ.get("EIO_SOAK_SECONDS", "180")),
     ramp=60,
-    interval_ms=5000,
+    interval_ms=int(os.environ.get("EIO_SOAK_INTERVAL_MS", "8000")),
     lifetime=90,
     ping_interval=25,
     ping_timeout=20,
@@ -154,7 +156,8 @@ def verify(url: str, result: dict[str, Any], also_known: dict[str, Any]) -> dict
     for sid, why in events(url)["disconnects"]:
         reasons.setdefault(sid, []).append(why)
     totals, problems = check(stats, reasons, result, also_known)
-    assert not problems, f"{len(problems)} problems, first ones:\n" + "\n".join(problems[:40])
+    failures = [p for p in problems if not p.startswith("client error")]
+    assert not problems, f"{len(problems)} problems, first ones:\n" + "\n".join((failures + problems)[:40])
     return totals
 
 
@@ -176,6 +179,7 @@ def check(
         "client_received": 0,
         "lost_clean": 0,
         "in_flight_at_drop": 0,
+        "upgrade_races": 0,
     }
     for s in result["summary"]:
         for e in s["errors"]:
@@ -184,8 +188,8 @@ def check(
             problems.append(f"{s['handshakeFailures']} handshakes failed")
     for r in result["sessions"]:
         sid = r["sid"]
-        row = stats.get(sid, [0, 0, 0, 0])
-        last, gaps, count, dups = row
+        row = stats.get(sid, [0, 0, 0, 0, 0])
+        last, gaps, count, dups, over_ws = row
         totals["sessions"] += 1
         totals["client_sent"] += r["sent"]
         totals["server_received"] += count
@@ -196,7 +200,21 @@ def check(
                 f"{sid} ({r['kind']}): gaps={gaps} dups={dups} client order errors={r['orderErrors']}"
             )
         why = reasons.get(sid, [])
-        if r["ended"] == "clean":
+        # The upgrade race of the protocol: the server's upgrade timeout closed the probe
+        # while the client's "5" was on its way (a loaded client waits for its last poll
+        # first). The server never took the websocket (no message came over it, the
+        # polling session ends by ping timeout); the client sees its websocket close, maybe
+        # only as it closes. Loss is visible to both sides, as for a dropped connection.
+        race = r["kind"] == "upgrade" and r["ended"] in ("clean", "ws-closed") and why == ["ping timeout"]
+        race = race and r.get("upgraded", False) and over_ws == 0
+        if race:
+            totals["upgrade_races"] += 1
+            if not (r["received"] <= count <= r["sent"] and last == count):
+                problems.append(
+                    f"{sid} (upgrade race): sent {r['sent']}, server got {count} (last {last}), "
+                    f"client got {r['received']}"
+                )
+        elif r["ended"] == "clean":
             totals["clean"] += 1
             if not (r["sent"] == count == last == r["received"] == r["lastServerSeq"]):
                 totals["lost_clean"] += abs(r["sent"] - r["received"])
@@ -217,7 +235,10 @@ def check(
             if len(why) != 1 or why[0] not in ("transport close", "ping timeout", "transport error"):
                 problems.append(f"{sid} ({r['kind']}) dropped, server reasons {why}")
         else:
-            problems.append(f"{sid} ({r['kind']}) ended by a failure: {r['ended']}")
+            problems.append(
+                f"{sid} ({r['kind']}) ended by a failure: {r['ended']}; client sent {r['sent']}, got "
+                f"{r['received']}; server got {count} (last {last}); server reasons {why}"
+            )
     unknown = set(stats) - {r["sid"] for r in result["sessions"] + also_known["sessions"]}
     if unknown:
         problems.append(f"{len(unknown)} sessions the server counted are unknown to the clients")
@@ -239,15 +260,20 @@ def test_check_catches_loss_duplicates_reordering_and_wrong_reasons() -> None:
             "orderErrors": order,
         }
 
-    ok_stats = {"a": [5, 0, 5, 0], "b": [3, 0, 3, 0]}
+    ok_stats = {"a": [5, 0, 5, 0, 0], "b": [3, 0, 3, 0, 0]}
     ok_reasons = {"a": ["client disconnect"], "b": ["transport close"]}
     good = {**summary, "sessions": [rec("a", "clean", 5, 5), rec("b", "abrupt", 4, 3)]}
     totals, problems = check(ok_stats, ok_reasons, good, {"sessions": []})
     assert problems == [] and totals["client_sent"] == 9
     cases = [
-        ({"a": [4, 0, 4, 0], "b": [3, 0, 3, 0]}, ok_reasons, good, "clean: client sent 5, server got 4"),
-        ({"a": [5, 0, 6, 1], "b": [3, 0, 3, 0]}, ok_reasons, good, "dups=1"),
-        ({"a": [5, 1, 4, 0], "b": [3, 0, 3, 0]}, ok_reasons, good, "gaps=1"),
+        (
+            {"a": [4, 0, 4, 0, 0], "b": [3, 0, 3, 0, 0]},
+            ok_reasons,
+            good,
+            "clean: client sent 5, server got 4",
+        ),
+        ({"a": [5, 0, 6, 1, 0], "b": [3, 0, 3, 0, 0]}, ok_reasons, good, "dups=1"),
+        ({"a": [5, 1, 4, 0, 0], "b": [3, 0, 3, 0, 0]}, ok_reasons, good, "gaps=1"),
         (ok_stats, {"a": ["ping timeout"], "b": ["transport close"]}, good, "clean close, server reasons"),
         (ok_stats, {"a": ["client disconnect"], "b": []}, good, "dropped, server reasons []"),
         (
@@ -256,11 +282,18 @@ def test_check_catches_loss_duplicates_reordering_and_wrong_reasons() -> None:
             {**summary, "sessions": [rec("a", "clean", 5, 5, order=1), rec("b", "abrupt", 4, 3)]},
             "client order errors=1",
         ),
-        ({**ok_stats, "c": [1, 0, 1, 0]}, ok_reasons, good, "unknown to the clients"),
+        ({**ok_stats, "c": [1, 0, 1, 0, 0]}, ok_reasons, good, "unknown to the clients"),
     ]
     for stats, reasons, result, expected in cases:
         _, problems = check(stats, reasons, result, {"sessions": []})
         assert any(expected in p for p in problems), (expected, problems)
+    # the upgrade race is told apart from a server that loses an upgraded session
+    raced = {**rec("u", "clean", 4, 4), "kind": "upgrade", "upgraded": True}
+    result = {**summary, "sessions": [raced]}
+    totals, problems = check({"u": [4, 0, 4, 0, 0]}, {"u": ["ping timeout"]}, result, {"sessions": []})
+    assert problems == [] and totals["upgrade_races"] == 1
+    _, problems = check({"u": [4, 0, 4, 0, 2]}, {"u": ["ping timeout"]}, result, {"sessions": []})
+    assert any("clean close, server reasons ['ping timeout']" in p for p in problems), problems
 
 
 def cpu_seconds(pid: int) -> float:
@@ -309,6 +342,7 @@ def soak(name: str, shape: Shape) -> dict[str, Any]:
             "peak_concurrent": peak,
             **totals,
             "upgrades": sum(s["upgrades"] for s in result["summary"]),
+            "upgrades_aborted_by_server": sum(s["upgradesAborted"] for s in result["summary"]),
             "max_post_ms": max(s["maxPostMs"] for s in result["summary"]),
             "max_ping_to_pong_ms": max(s["maxPingToPongMs"] for s in result["summary"]),
             "rss_kib_start": before["rss_kib"],
