@@ -47,7 +47,7 @@ _json: Any = _stdlib_json
 
 default_logger = logging.getLogger("engineio_asgi.server")
 
-_NUMERIC_JSON_START = frozenset('{["tfnNI- \t\r\n')
+_JSON_START = frozenset('{["tfnNI- \t\r\n')  # first characters JSON text can start with (not digits)
 _TIMER_SLACK = 0.005
 _CLIENT_CLOSE_GRACE = 1.0  # seconds a client gets to close its websocket after a CLOSE packet
 WS_CLOSE_NORMAL = 1000
@@ -595,11 +595,8 @@ class AsyncServer:
         handler = self.handlers.get("message")
         if handler is None:
             return
-        if type(data) is str and data and data[0] in _NUMERIC_JSON_START:
-            try:
-                data = _json.loads(data)
-            except ValueError:
-                pass
+        if type(data) is str and data and data[0] in _JSON_START:
+            data = _maybe_json(data)
         if self.async_handlers and inspect.iscoroutinefunction(handler):
             rt: _SessionRT = session.runtime
             rt.chain = self._backend.spawn_eager(  # type: ignore[union-attr]
@@ -839,11 +836,8 @@ class AsyncServer:
                     frame = message.get("bytes") or b""
                 data = core.receive_frame(ws, frame, clock())
                 if data is not None and handler is not None:
-                    if type(data) is str and data and data[0] in _NUMERIC_JSON_START:
-                        try:
-                            data = _json.loads(data)
-                        except ValueError:
-                            pass
+                    if type(data) is str and data and data[0] in _JSON_START:
+                        data = _maybe_json(data)
                     if run_async:
                         rt.chain = spawn(call(handler, sid, data), rt.chain)
                     else:
@@ -864,6 +858,14 @@ def _accepts_args(fn: Callable[..., Any], n: int) -> bool:
     except TypeError:
         return False
     return True
+
+
+def _maybe_json(text: str) -> Any:
+    """python-engineio's rule: text that parses as JSON (and does not start with a digit) arrives decoded."""
+    try:
+        return _json.loads(text)
+    except ValueError:
+        return text
 
 
 def _encode_data(data: Any) -> str | bytes:
