@@ -117,7 +117,12 @@ class ASGIApp:
             await self.lifespan(scope, receive, send)
             return
         if kind in ("http", "websocket") and self._is_engineio(scope):
-            await self.engineio_server.handle_request(scope, receive, send)
+            server = self.engineio_server
+            serve = getattr(server, "_serve", None)  # ours: one coroutine frame less per connection
+            if serve is not None:
+                await serve(scope, receive, send)
+            else:
+                await server.handle_request(scope, receive, send)
             return
         if kind == "http" and self.static_files:
             path: str = scope["path"]

@@ -82,6 +82,7 @@ class _WSConn:
         "reader",
         "in_receive",
         "close_later",
+        "gone",
     )
 
     def __init__(self, send: Send) -> None:
@@ -93,6 +94,7 @@ class _WSConn:
         self.reader: Any = None  # the backend's waker around the reader's receive()
         self.in_receive = False
         self.close_later = False
+        self.gone: Any = None  # an event set when the reader ends, made only while a close waits
 
 
 class _SessionRT:
@@ -101,7 +103,7 @@ class _SessionRT:
     __slots__ = ("data", "poll_event", "chain")
 
     def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
+        self.data: dict[str, Any] | None = None  # the user session, made on first use
         self.poll_event: anyio.Event | None = None
         self.chain: Any = None  # keeps concurrent handlers starting in arrival order
 
@@ -218,6 +220,7 @@ class AsyncServer:
         self._timer_wake: anyio.Event | None = None
         self._timer_target = float("inf")
         self._closing = False
+        self._late_closes: set[_WSConn] = set()  # websockets whose close waits for the client
 
     # --- handlers ------------------------------------------------------------
 
@@ -311,7 +314,10 @@ class AsyncServer:
         session = self._core.sessions.get(sid)
         if session is None or session.runtime is None:
             raise KeyError("Session not found")
-        return session.runtime.data  # type: ignore[no-any-return]
+        rt: _SessionRT = session.runtime
+        if rt.data is None:
+            rt.data = {}
+        return rt.data
 
     async def save_session(self, sid: str, session: dict[str, Any]) -> None:
         """Replace the user session dict of ``sid``."""
@@ -359,6 +365,16 @@ class AsyncServer:
         if self._backend is None:
             return
         await self.disconnect()
+        late = list(self._late_closes)
+        if late:
+            # the clients were sent CLOSE packets: give them their moment to
+            # close (all at once, bounded), then close whatever is left
+            with anyio.move_on_after(_CLIENT_CLOSE_GRACE):
+                for conn in late:
+                    await conn.gone.wait()
+            for conn in late:
+                if conn.reader is not None:
+                    await self._close_now(conn, WS_CLOSE_NORMAL)
         # what could be flushed was; sessions whose CLOSE waits for a poll that
         # may never come are dropped rather than left without a timer
         self._core.finish_all()
@@ -412,11 +428,19 @@ class AsyncServer:
 
     async def handle_request(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI ``http`` or ``websocket`` connection for Engine.IO."""
+        await self._serve(scope, receive, send)
+
+    def _serve(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """The coroutine that serves one connection, for the caller to await.
+
+        :class:`ASGIApp` awaits this directly rather than :meth:`handle_request`:
+        a websocket's coroutine frames live as long as the connection, and each
+        level of ``await`` nesting costs a few hundred bytes per session.
+        """
         self._ensure_backend()
         if scope["type"] == "websocket":
-            await self._handle_websocket(scope, receive, send)
-        else:
-            await self._handle_http(scope, receive, send)
+            return self._handle_websocket(scope, receive, send)
+        return self._handle_http(scope, receive, send)
 
     # --- internals: loop, timer ------------------------------------------------
 
@@ -553,27 +577,34 @@ class AsyncServer:
         conn: _WSConn | None = ws.runtime
         if conn is None:
             return
-        if code == WS_CLOSE_NORMAL and ws.upgraded and conn.reader is not None and not self._closing:
+        if code == WS_CLOSE_NORMAL and ws.upgraded and conn.reader is not None:
             # After a CLOSE packet either way, an Engine.IO client closes the
             # websocket itself. Closing it from here at the same moment races its
-            # close frame, which hypercorn on trio does not survive
-            # (BusyResourceError), so the client gets a moment to do it first.
-            # (A probe is closed at once: nobody sent it a CLOSE packet; and a
-            # server shutting down does not wait.)
+            # close frame, which hypercorn on trio does not survive (the worker
+            # process dies of BusyResourceError, taking every other connection
+            # with it), so the client gets a moment to do it first. A probe is
+            # closed at once: nobody sent it a CLOSE packet.
             if not conn.close_later:
                 conn.close_later = True
+                conn.gone = anyio.Event()
+                self._late_closes.add(conn)
                 self._backend.spawn(self._close_ws_later, conn, code)  # type: ignore[union-attr]
             return
+        await self._close_now(conn, code)
+
+    async def _close_now(self, conn: _WSConn, code: int) -> None:
         conn.close_code = code
         if not conn.writing and not conn.close_sent and conn.accepted:
             await self._send_close(conn)
 
     async def _close_ws_later(self, conn: _WSConn, code: int) -> None:
-        await anyio.sleep(_CLIENT_CLOSE_GRACE)
-        if conn.reader is not None and not conn.close_sent:
-            conn.close_code = code
-            if not conn.writing:
-                await self._send_close(conn)
+        try:
+            with anyio.move_on_after(_CLIENT_CLOSE_GRACE):
+                await conn.gone.wait()
+            if conn.reader is not None:
+                await self._close_now(conn, code)
+        finally:
+            self._late_closes.discard(conn)
 
     async def _send_close(self, conn: _WSConn) -> None:
         if conn.reader is not None:
@@ -759,16 +790,70 @@ class AsyncServer:
     # --- internals: websocket ---------------------------------------------------
 
     async def _handle_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ws = await self._accept_websocket(scope, receive, send)
+        if ws is None:
+            return
+        # From here on this frame lives as long as the websocket: keep its locals few.
+        core = self._core
+        clock = self._clock
+        conn: _WSConn = ws.runtime
+        conn.reader = self._backend.waker()  # type: ignore[union-attr]
+        try:
+            with conn.reader:
+                sid = ws.session.sid
+                rt: _SessionRT = ws.session.runtime
+                handler = self.handlers.get("message")
+                is_async = handler is not None and inspect.iscoroutinefunction(handler)
+                run_async = self.async_handlers and is_async
+                call = self._call_async_message if is_async else self._call_message
+                spawn = self._backend.spawn_eager  # type: ignore[union-attr]
+                while conn.close_code is None:
+                    conn.in_receive = True
+                    message = await receive()
+                    conn.in_receive = False
+                    mtype = message["type"]
+                    if mtype == "websocket.receive":
+                        frame = message.get("text")
+                        if frame is None:
+                            frame = message.get("bytes") or b""
+                        data = core.receive_frame(ws, frame, clock())
+                        if data is not None and handler is not None:
+                            if type(data) is str and data and data[0] in _JSON_START:
+                                data = _maybe_json(data)
+                            if run_async:
+                                rt.chain = spawn(call(handler, sid, data), rt.chain)
+                            else:
+                                await call(handler, sid, data)
+                        if core.events:
+                            await self._drain_events()
+                    elif mtype == "websocket.disconnect":
+                        break
+        finally:
+            conn.reader = None
+            conn.in_receive = False
+            if conn.gone is not None:
+                conn.gone.set()
+            if conn.close_code is not None and not conn.close_sent:
+                with anyio.CancelScope(shield=True):
+                    await self._send_close(conn)
+            if not ws.closed:
+                core.websocket_closed(ws, clock())
+            if core.events:
+                with anyio.CancelScope(shield=True):
+                    await self._drain_events()
+
+    async def _accept_websocket(self, scope: Scope, receive: Receive, send: Send) -> WebSocket | None:
+        """Route and accept a websocket; the request, route and environ die with this frame."""
         core = self._core
         clock = self._clock
         message = await receive()
         if message["type"] != "websocket.connect":
-            return
+            return None
         request = request_from_scope(scope)
         route = core.route(request, clock(), websocket=True)
         if isinstance(route, Response):
             await _deny(scope, send, route)
-            return
+            return None
         conn = _WSConn(send)
         if route.kind is RouteKind.HANDSHAKE:
             session = core.open_session(route, clock())
@@ -780,9 +865,8 @@ class AsyncServer:
                 response = core.reject(session, route, self._unauthorized_body(body))
                 await _deny(scope, send, response)
                 core.take_events()
-                return
-            headers = core.handshake_headers(session)
-            await send({"type": "websocket.accept", "headers": headers})
+                return None
+            await send({"type": "websocket.accept", "headers": core.handshake_headers(session)})
             conn.accepted = True
             await self._flush(session)
         else:
@@ -793,59 +877,7 @@ class AsyncServer:
             conn.accepted = True
         if core.events:
             await self._drain_events()
-        await self._read_websocket(ws, receive)
-
-    async def _read_websocket(self, ws: WebSocket, receive: Receive) -> None:
-        """Read frames until the peer leaves or we close; one reader per websocket."""
-        conn: _WSConn = ws.runtime
-        conn.reader = self._backend.waker()  # type: ignore[union-attr]
-        try:
-            with conn.reader:
-                await self._read_frames(ws, conn, receive)
-        finally:
-            conn.reader = None
-            conn.in_receive = False
-            if conn.close_code is not None and not conn.close_sent:
-                with anyio.CancelScope(shield=True):
-                    await self._send_close(conn)
-            core = self._core
-            if not ws.closed:
-                core.websocket_closed(ws, self._clock())
-            if core.events:
-                with anyio.CancelScope(shield=True):
-                    await self._drain_events()
-
-    async def _read_frames(self, ws: WebSocket, conn: _WSConn, receive: Receive) -> None:
-        core = self._core
-        clock = self._clock
-        sid = ws.session.sid
-        rt: _SessionRT = ws.session.runtime
-        handler = self.handlers.get("message")
-        is_async = handler is not None and inspect.iscoroutinefunction(handler)
-        run_async = self.async_handlers and is_async
-        call = self._call_async_message if is_async else self._call_message
-        spawn = self._backend.spawn_eager  # type: ignore[union-attr]
-        while conn.close_code is None:
-            conn.in_receive = True
-            message = await receive()
-            conn.in_receive = False
-            mtype = message["type"]
-            if mtype == "websocket.receive":
-                frame = message.get("text")
-                if frame is None:
-                    frame = message.get("bytes") or b""
-                data = core.receive_frame(ws, frame, clock())
-                if data is not None and handler is not None:
-                    if type(data) is str and data and data[0] in _JSON_START:
-                        data = _maybe_json(data)
-                    if run_async:
-                        rt.chain = spawn(call(handler, sid, data), rt.chain)
-                    else:
-                        await call(handler, sid, data)
-                if core.events:
-                    await self._drain_events()
-            elif mtype == "websocket.disconnect":
-                return
+        return ws
 
 
 def _accepts_args(fn: Callable[..., Any], n: int) -> bool:
