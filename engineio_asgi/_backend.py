@@ -176,6 +176,10 @@ class _TrioWaker:
     def wake(self) -> None:
         self.scope.cancel()
 
+    @property
+    def woken(self) -> bool:
+        return self.scope.cancel_called  # type: ignore[no-any-return]
+
 
 class _Resume:
     """Continue, inside an asyncio task, a coroutine that was stepped once by hand.

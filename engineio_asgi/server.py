@@ -100,12 +100,13 @@ class _WSConn:
 class _SessionRT:
     """The runtime side of a session: user data, the held poll's event, the handler chain."""
 
-    __slots__ = ("data", "poll_event", "chain")
+    __slots__ = ("data", "poll_event", "chain", "post_waker")
 
     def __init__(self) -> None:
         self.data: dict[str, Any] | None = None  # the user session, made on first use
         self.poll_event: anyio.Event | None = None
         self.chain: Any = None  # keeps concurrent handlers starting in arrival order
+        self.post_waker: Any = None  # set while a POST body is being read
 
 
 class _SessionContext(AbstractAsyncContextManager):  # type: ignore[type-arg]
@@ -652,10 +653,12 @@ class AsyncServer:
 
     async def _on_closed(self, session: Session, why: CloseReason) -> None:
         self.logger.info("sid %s: closed (%s)", session.sid, why.value)
+        rt: _SessionRT | None = session.runtime
+        if rt is not None and rt.post_waker is not None:
+            rt.post_waker.wake()  # stop reading a body nobody will deliver
         handler = self.handlers.get("disconnect")
         if handler is None:
             return
-        rt: _SessionRT | None = session.runtime
         chain = rt.chain if rt is not None else None
         if chain is not None and not chain.is_set():
             await chain.wait()  # message handlers that arrived before the close start first
@@ -774,7 +777,16 @@ class AsyncServer:
             await self._drain_events()
             return
         limit = self.config.max_http_buffer_size
-        body = await _read_body(scope, receive, limit)
+        rt: _SessionRT = route.session.runtime  # type: ignore[union-attr]
+        waker = rt.post_waker = self._backend.waker()  # type: ignore[union-attr]
+        try:
+            with waker:  # woken if the session closes before the body is complete
+                body = await _read_body(scope, receive, limit)
+        finally:
+            rt.post_waker = None
+        if waker.woken:
+            await _respond(send, core.post_cut_short(route))
+            return
         if body is _GONE:
             core.post_abandoned(route)
             return

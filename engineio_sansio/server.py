@@ -462,6 +462,17 @@ class Server:
         if route.session is not None:
             route.session.post_active = False
 
+    def post_cut_short(self, route: Route) -> Response:
+        """The session closed while its POST body was still arriving.
+
+        The runtime stops reading the body (a client trickling one byte at a
+        time must not hold a connection open once its session is gone) and
+        answers this: 400, session unknown, as a late POST would get.
+        """
+        if route.session is not None:
+            route.session.post_active = False
+        return error_response(ProtocolError(ErrorCode.UNKNOWN_SID), route.cors)
+
     def post(self, route: Route, body: bytes, now: float) -> Response:
         """A whole POST body: decode it, act on each packet, answer ``ok``.
 

@@ -711,6 +711,25 @@ def test_concurrent_post() -> None:
     assert hub.delivered.get(c.sid, []) == []  # type: ignore[arg-type]
 
 
+def test_post_cut_short_by_the_session_closing() -> None:
+    """A body still arriving when the session closes (here: the app closes it): the
+    runtime stops reading and answers what post_cut_short says, and nothing of the
+    unread body is delivered."""
+    hub, c = polling()
+    req = c.make_request("POST")
+    route = hub.server.route(req, hub.now)
+    assert isinstance(route, Route)
+    assert hub.server.begin_post(route) is None
+    hub.server.close(c.session, hub.now)  # type: ignore[arg-type]
+    hub.pump()
+    resp = hub.server.post_cut_short(route)
+    hub.pump()
+    assert resp.status == 400
+    assert json.loads(resp.body) == {"code": 1, "message": "Session ID unknown"}
+    assert hub.delivered.get(c.sid, []) == []  # type: ignore[arg-type]
+    assert c.session.post_active is False  # type: ignore[union-attr]
+
+
 def test_sequential_posts_are_fine() -> None:
     hub, c = polling()
     for i in range(5):
