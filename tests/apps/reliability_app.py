@@ -324,6 +324,14 @@ async def control(scope: Any, receive: Any, send: Any) -> None:
         gc.collect()
         malloc_trim()
         body = json.dumps({**snapshot(), "protocol_objects": protocol_objects()}).encode()
+    elif path == "/control/forget":
+        # drop this app's own per-session records (kept for the checks), so that what
+        # memory stays after a load is the server's, not the instrumentation's
+        connects.clear()
+        disconnects.clear()
+        stats.clear()
+        boom_on_disconnect.clear()
+        body = b'"forgotten"'
     elif path == "/control/shutdown":
         await eio.shutdown()
         body = b'"done"'

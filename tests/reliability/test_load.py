@@ -336,6 +336,8 @@ def soak(name: str, shape: Shape) -> dict[str, Any]:
         after = settle(url, shape, before["tasks"])
         verify(url, warmup, also_known=result)
         totals = verify(url, result, also_known=warmup)
+        control(url, "/control/forget")  # the app's records for the checks above
+        clean = control(url, "/control/trim")
         peak = sum(s["peakConcurrent"] for s in result["summary"])
         report = {
             "server": name,
@@ -348,6 +350,7 @@ def soak(name: str, shape: Shape) -> dict[str, Any]:
             "rss_kib_start": before["rss_kib"],
             "rss_kib_after_warmup": warm["rss_kib"],
             "rss_kib_end": after["rss_kib"],
+            "rss_kib_end_without_app_records": clean["rss_kib"],
             "gc_pause_max_s": round(after["gc_pause_max"], 3),
             "gc_pause_total_s": round(after["gc_pause_total"], 1),
             "tasks_idle": before["tasks"],
