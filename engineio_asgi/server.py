@@ -100,11 +100,11 @@ class _WSConn:
 class _SessionRT:
     """The runtime side of a session: user data, the held poll's event, the handler chain."""
 
-    __slots__ = ("data", "poll_event", "chain", "post_waker")
+    __slots__ = ("data", "poll_waker", "chain", "post_waker")
 
     def __init__(self) -> None:
         self.data: dict[str, Any] | None = None  # the user session, made on first use
-        self.poll_event: anyio.Event | None = None
+        self.poll_waker: Any = None  # set while a GET is held: woken when there is something to send
         self.chain: Any = None  # keeps concurrent handlers starting in arrival order
         self.post_waker: Any = None  # set while a POST body is being read
 
@@ -222,6 +222,8 @@ class AsyncServer:
         self._timer_target = float("inf")
         self._closing = False
         self._late_closes: set[_WSConn] = set()  # websockets whose close waits for the client
+        self._message_handler: Any = None
+        self._message_is_async = False
 
     # --- handlers ------------------------------------------------------------
 
@@ -515,8 +517,8 @@ class AsyncServer:
             if kind is TransportWritable:
                 session = ev.session
                 rt = session.runtime
-                if rt is not None and rt.poll_event is not None:
-                    rt.poll_event.set()
+                if rt is not None and rt.poll_waker is not None:
+                    rt.poll_waker.wake()
                 if session.transport is Transport.WEBSOCKET:
                     ws = session.ws
                     conn = ws.runtime if ws is not None else None
@@ -528,8 +530,8 @@ class AsyncServer:
     async def _flush(self, session: Session) -> None:
         """Move what the session has queued onto its transport."""
         rt = session.runtime
-        if rt is not None and rt.poll_event is not None:
-            rt.poll_event.set()
+        if rt is not None and rt.poll_waker is not None:
+            rt.poll_waker.wake()
         if session.transport is not Transport.WEBSOCKET:
             return
         ws = session.ws
@@ -629,7 +631,10 @@ class AsyncServer:
             return
         if type(data) is str and data and data[0] in _JSON_START:
             data = _maybe_json(data)
-        if self.async_handlers and inspect.iscoroutinefunction(handler):
+        if handler is not self._message_handler:  # cached: this runs once per message
+            self._message_handler = handler
+            self._message_is_async = inspect.iscoroutinefunction(handler)
+        if self.async_handlers and self._message_is_async:
             rt: _SessionRT = session.runtime
             rt.chain = self._backend.spawn_eager(  # type: ignore[union-attr]
                 self._call_async_message(handler, session.sid, data), rt.chain
@@ -746,24 +751,21 @@ class AsyncServer:
         session = route.session
         assert session is not None
         rt: _SessionRT = session.runtime
-        event = rt.poll_event = anyio.Event()
+        # Wait in receive(), which returns only if the client leaves; a flush wakes
+        # this task out of it when there is something to send. (No watcher task,
+        # task group or event per held poll: those were a third of a round trip.)
+        waker = rt.poll_waker = self._backend.waker()  # type: ignore[union-attr]
         left = False
-        async with anyio.create_task_group() as tg:
-
-            async def watch_disconnect() -> None:
-                nonlocal left
+        try:
+            with waker:
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
                         left = True
-                        tg.cancel_scope.cancel()
-                        return
-
-            tg.start_soon(watch_disconnect)
-            await event.wait()
-            tg.cancel_scope.cancel()
-        if rt.poll_event is event:
-            rt.poll_event = None
+                        break
+        finally:
+            if rt.poll_waker is waker:
+                rt.poll_waker = None
         if left:
             self._core.poll_abandoned(session)
             return None

@@ -163,11 +163,11 @@ def cors_headers(config: ServerConfig, request: Request) -> Headers | None:
     request and gets no headers. ``cors_allowed_origins=[]`` turns CORS
     handling off entirely: nothing is checked and nothing is added.
     """
-    allowed = config.cors_allowed_origins
-    if isinstance(allowed, Sequence) and not isinstance(allowed, str) and len(allowed) == 0:
-        return []
     origin = request.headers.get("origin")
     if origin is None:
+        return []
+    allowed = config.cors_allowed_origins
+    if isinstance(allowed, Sequence) and not isinstance(allowed, str) and len(allowed) == 0:
         return []
     if not origin_allowed(config, request, origin):
         return None
