@@ -752,8 +752,8 @@ class AsyncServer:
         assert session is not None
         rt: _SessionRT = session.runtime
         # Wait in receive(), which returns only if the client leaves; a flush wakes
-        # this task out of it when there is something to send. (No watcher task,
-        # task group or event per held poll: those were a third of a round trip.)
+        # this task out of it when there is something to send: no watcher task,
+        # task group or event per held poll.
         waker = rt.poll_waker = self._backend.waker()  # type: ignore[union-attr]
         left = False
         try:
