@@ -625,16 +625,20 @@ class AsyncServer:
 
     # --- internals: application handlers ---------------------------------------
 
+    def _is_async_message_handler(self, handler: Callable[..., Any]) -> bool:
+        """Whether ``handler`` is a coroutine function, remembered for the current handler."""
+        if handler is not self._message_handler:
+            self._message_handler = handler
+            self._message_is_async = inspect.iscoroutinefunction(handler)
+        return self._message_is_async
+
     async def _on_message(self, session: Session, data: Data) -> None:
         handler = self.handlers.get("message")
         if handler is None:
             return
         if type(data) is str and data and data[0] in _JSON_START:
             data = _maybe_json(data)
-        if handler is not self._message_handler:  # cached: this runs once per message
-            self._message_handler = handler
-            self._message_is_async = inspect.iscoroutinefunction(handler)
-        if self.async_handlers and self._message_is_async:
+        if self.async_handlers and self._is_async_message_handler(handler):
             rt: _SessionRT = session.runtime
             rt.chain = self._backend.spawn_eager(  # type: ignore[union-attr]
                 self._call_async_message(handler, session.sid, data), rt.chain
@@ -817,7 +821,7 @@ class AsyncServer:
                 sid = ws.session.sid
                 rt: _SessionRT = ws.session.runtime
                 handler = self.handlers.get("message")
-                is_async = handler is not None and inspect.iscoroutinefunction(handler)
+                is_async = handler is not None and self._is_async_message_handler(handler)
                 run_async = self.async_handlers and is_async
                 call = self._call_async_message if is_async else self._call_message
                 spawn = self._backend.spawn_eager  # type: ignore[union-attr]
