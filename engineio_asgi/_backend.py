@@ -123,7 +123,7 @@ class AsyncioBackend(Backend):
                 await self._asyncio.gather(*tasks, return_exceptions=True)
 
     def waker(self) -> Any:
-        return _AsyncioWaker(self._asyncio)
+        return _AsyncioWaker(self._asyncio, self._loop)
 
     def create_event(self) -> Any:
         return self._asyncio.Event()
@@ -136,15 +136,16 @@ class AsyncioBackend(Backend):
 
 
 class _AsyncioWaker:
-    __slots__ = ("_asyncio", "task", "woken")
+    __slots__ = ("_asyncio", "_loop", "task", "woken")
 
-    def __init__(self, asyncio_module: Any) -> None:
+    def __init__(self, asyncio_module: Any, loop: Any) -> None:
         self._asyncio = asyncio_module
+        self._loop = loop
         self.task: Any = None
         self.woken = False
 
     def __enter__(self) -> _AsyncioWaker:
-        self.task = self._asyncio.current_task()
+        self.task = self._asyncio.current_task(self._loop)
         return self
 
     def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:

@@ -142,15 +142,18 @@ class ASGIApp:
             await self.not_found(receive, send)
 
     def _is_engineio(self, scope: Scope) -> bool:
-        if self.engineio_path is None:
+        prefix = self.engineio_path
+        if prefix is None:
             return True
         path: str = scope.get("path", "")
         root: str = scope.get("root_path", "")
-        if root and path.startswith(root) and not (path + "/").startswith(self.engineio_path):
+        if not root and path.startswith(prefix):
+            return True  # the usual case, decided without building strings
+        if root and path.startswith(root) and not (path + "/").startswith(prefix):
             path = path[len(root) :]
         if not path.endswith("/"):
             path += "/"
-        return path.startswith(self.engineio_path)
+        return path.startswith(prefix)
 
     async def serve_static_file(self, info: Mapping[str, str], receive: Receive, send: Send) -> None:
         """Send one static file."""

@@ -2,25 +2,66 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, MutableMapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, MutableMapping
 
 from engineio_sansio import Request, parse_query
 
-__all__ = ["build_environ", "request_from_scope"]
+__all__ = ["ScopeHeaders", "build_environ", "request_from_scope"]
 
 Scope = MutableMapping[str, Any]
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    result: dict[str, str] = {}
-    for name, value in scope.get("headers") or ():
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        if key in result:
-            result[key] = result[key] + ", " + text
-        else:
-            result[key] = text
-    return result
+class ScopeHeaders(Mapping[str, str]):
+    """An ASGI scope's request headers as the core reads them, decoded only when asked.
+
+    The core looks up one or two headers per request (``Origin``, sometimes
+    ``Accept-Encoding``), so a lookup scans the raw list instead of decoding
+    every header of every request into a dict. ``name`` is lower case, as ASGI
+    servers give header names; repeated headers are joined with ``", "``.
+    Iterating builds the dict once.
+    """
+
+    __slots__ = ("_raw", "_dict")
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+        self._dict: dict[str, str] | None = None
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        if self._dict is not None:
+            return self._dict.get(name, default)
+        key = name.encode("latin-1")
+        found: str | None = None
+        for k, v in self._raw:
+            if k == key:
+                text = v.decode("latin-1")
+                found = text if found is None else found + ", " + text
+        return default if found is None else found
+
+    def _decoded(self) -> dict[str, str]:
+        if self._dict is None:
+            result: dict[str, str] = {}
+            for name, value in self._raw:
+                key = name.decode("latin-1").lower()
+                text = value.decode("latin-1")
+                result[key] = result[key] + ", " + text if key in result else text
+            self._dict = result
+        return self._dict
+
+    def __getitem__(self, name: str) -> str:
+        return self._decoded()[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._decoded()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return len(self._decoded())
+
+    def __repr__(self) -> str:
+        return f"ScopeHeaders({self._decoded()!r})"
 
 
 def request_from_scope(scope: Scope) -> Request:
@@ -28,7 +69,7 @@ def request_from_scope(scope: Scope) -> Request:
     return Request(
         scope.get("method", "GET"),
         parse_query(scope.get("query_string", b"")),
-        _headers(scope),
+        ScopeHeaders(scope.get("headers") or ()),
         scope.get("scheme", "http"),
         scope,
     )

@@ -6,7 +6,7 @@ import inspect
 import json as _stdlib_json
 import logging
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Awaitable, Callable, MutableMapping
+from typing import Any, Awaitable, Callable, Iterable, MutableMapping
 
 import anyio
 
@@ -284,7 +284,12 @@ class AsyncServer:
         if not self._core.send(session, data):
             self.logger.warning("cannot send to sid %s: session is closing", sid)
             return
-        await self._flush(session)
+        if session.transport is Transport.WEBSOCKET:
+            await self._flush(session)
+            return
+        rt = session.runtime
+        if rt is not None and rt.poll_waker is not None:
+            rt.poll_waker.wake()
 
     def _write_failed(self, session: Session, ws: WebSocket, conn: _WSConn, exc: BaseException) -> None:
         self.logger.info("sid %s: websocket write failed (%s)", session.sid, exc)
@@ -440,7 +445,8 @@ class AsyncServer:
         a websocket's coroutine frames live as long as the connection, and each
         level of ``await`` nesting costs a few hundred bytes per session.
         """
-        self._ensure_backend()
+        if self._backend is None:
+            self._ensure_backend()
         if scope["type"] == "websocket":
             return self._handle_websocket(scope, receive, send)
         return self._handle_http(scope, receive, send)
@@ -492,9 +498,13 @@ class AsyncServer:
     async def _drain_events(self) -> None:
         core = self._core
         while core.events:
-            await self._dispatch(core.take_events())
+            for ev in core.take_events():
+                if type(ev) is MessageReceived:  # the usual one, without a call through _dispatch
+                    await self._on_message(ev.session, ev.data)
+                else:
+                    await self._dispatch((ev,))
 
-    async def _dispatch(self, events: list[Any]) -> None:
+    async def _dispatch(self, events: Iterable[Any]) -> None:
         for ev in events:
             kind = type(ev)
             if kind is MessageReceived:
@@ -927,10 +937,11 @@ def _encode_data(data: Any) -> str | bytes:
 
 
 async def _respond(send: Send, response: Response) -> None:
+    body = response.body
     headers = response.headers
-    headers.append((b"content-length", str(len(response.body)).encode()))
+    headers.append((b"content-length", b"%d" % len(body)))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": response.body})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _deny(scope: Scope, send: Send, response: Response) -> None:
@@ -948,25 +959,29 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> Any:
     """Read a request body across every ``http.request`` message; None once past ``limit``."""
     for name, value in scope.get("headers") or ():
         if name == b"content-length":
+            # refused before reading (and before uvicorn sends a 100 Continue)
             try:
                 if int(value) > limit:
                     return None
             except ValueError:
                 return None
-    chunks = []
-    size = 0
-    while True:
+            break
+    message = await receive()
+    if message["type"] != "http.request":
+        return _GONE
+    body = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body if len(body) <= limit else None  # the usual case: it came in one piece
+    chunks = [body]
+    size = len(body)
+    while size <= limit:
         message = await receive()
         if message["type"] != "http.request":
             return _GONE
         chunk = message.get("body", b"")
         if chunk:
             size += len(chunk)
-            if size > limit:
-                return None
             chunks.append(chunk)
         if not message.get("more_body", False):
-            break
-    if len(chunks) == 1:
-        return chunks[0]  # type: ignore[no-any-return]
-    return b"".join(chunks)
+            return b"".join(chunks) if size <= limit else None
+    return None

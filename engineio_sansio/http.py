@@ -84,6 +84,13 @@ def parse_query(query_string: bytes | str) -> dict[str, str]:
     result: dict[str, str] = {}
     if not query_string:
         return result
+    if "%" not in query_string and "+" not in query_string:
+        # the usual Engine.IO query: nothing to unquote
+        for part in query_string.split("&"):
+            key, _, value = part.partition("=")
+            if part and key not in result:
+                result[key] = value
+        return result
     for part in query_string.split("&"):
         if not part:
             continue
@@ -156,6 +163,9 @@ def origin_allowed(config: ServerConfig, request: Request, origin: str) -> bool:
     return origin in allowed
 
 
+_NO_HEADERS: Headers = []  # shared: callers extend their own lists with it, never append to it
+
+
 def cors_headers(config: ServerConfig, request: Request) -> Headers | None:
     """CORS response headers for ``request``, or ``None`` when its origin is refused.
 
@@ -165,10 +175,10 @@ def cors_headers(config: ServerConfig, request: Request) -> Headers | None:
     """
     origin = request.headers.get("origin")
     if origin is None:
-        return []
+        return _NO_HEADERS
     allowed = config.cors_allowed_origins
     if isinstance(allowed, Sequence) and not isinstance(allowed, str) and len(allowed) == 0:
-        return []
+        return _NO_HEADERS
     if not origin_allowed(config, request, origin):
         return None
     headers: Headers = []

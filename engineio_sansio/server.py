@@ -119,6 +119,8 @@ class Server:
         self._max_size = self.config.max_http_buffer_size
         self._quarter_size = self._max_size // 4  # a str this long is within the limit in UTF-8
         self._last_now = 0.0
+        self._polling_enabled = "polling" in self.config.transports
+        self._websocket_enabled = "websocket" in self.config.transports
 
     # --- events and time ---------------------------------------------------
 
@@ -204,11 +206,13 @@ class Server:
         name = query.get("transport")
         if name == "polling":
             transport = Transport.POLLING
+            enabled = self._polling_enabled
         elif name == "websocket":
             transport = Transport.WEBSOCKET
+            enabled = self._websocket_enabled
         else:
             raise ProtocolError(ErrorCode.UNKNOWN_TRANSPORT)
-        if transport.value not in self.config.transports:
+        if not enabled:
             raise ProtocolError(ErrorCode.UNKNOWN_TRANSPORT, "transport disabled")
         if websocket != (transport is Transport.WEBSOCKET):
             raise ProtocolError(ErrorCode.BAD_REQUEST, "transport does not match the request")

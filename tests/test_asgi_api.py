@@ -310,6 +310,43 @@ async def test_oversized_post_is_refused_and_session_kept() -> None:
     assert got == ["small"]
 
 
+@pytest.mark.parametrize(
+    ("chunks", "headers"),
+    [
+        ([b"4" + b"x" * 120], []),  # one piece, no length announced
+        ([b"4" + b"x" * 50, b"y" * 49, b"z"], []),  # the last byte crosses the limit
+        ([b"4small"], [("Content-Length", "101")]),  # announced too large: refused unread
+    ],
+    ids=["one-piece", "last-chunk", "announced"],
+)
+async def test_post_over_the_limit_is_refused_however_it_arrives(
+    chunks: list[bytes], headers: list[tuple[str, str]]
+) -> None:
+    eio, app = make(max_http_buffer_size=100)
+    got: list[Any] = []
+    eio.on("message", lambda sid, data: got.append(data))
+    sid = await handshake(app)
+    r = await http(app, "POST", query=poll_q(sid), body=chunks, headers=headers)
+    assert r.status == 413
+    r = await http(app, "POST", query=poll_q(sid), body=[b"4" + b"x" * 50, b"y" * 49])  # exactly the limit
+    assert r.text == "ok"
+    assert got == ["x" * 50 + "y" * 49]
+
+
+def test_scope_headers_decode_on_demand_and_join_repeats() -> None:
+    from engineio_asgi.environ import ScopeHeaders
+
+    raw = [(b"host", b"a.example"), (b"accept", b"text/html"), (b"accept", b"*/*"), (b"x-odd", b"\xe9")]
+    headers = ScopeHeaders(raw)
+    assert headers.get("accept") == "text/html, */*"
+    assert headers.get("origin") is None
+    assert headers.get("origin", "-") == "-"
+    assert headers.get("x-odd") == "\u00e9"  # latin-1, as ASGI header values are bytes
+    assert dict(headers) == {"host": "a.example", "accept": "text/html, */*", "x-odd": "\u00e9"}
+    assert headers.get("host") == "a.example"  # after the dict was built too
+    assert "accept" in headers and "origin" not in headers and len(headers) == 3
+
+
 # --- websocket ---------------------------------------------------------------------------
 
 
