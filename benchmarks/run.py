@@ -51,11 +51,12 @@ SERVER_NOTES = {
     "hypercorn": "hypercorn -k asyncio, in-process worker (-w 0)",
     "hypercorn-trio": "hypercorn -k trio, in-process worker (-w 0)",
 }
-ASYNCIO_ONLY = {"pyeio", "pyeio-sync"}  # python-engineio cannot run on trio
+ASYNCIO_ONLY = {"pyeio", "pyeio-sync", "bare-hb"}  # python-engineio (and bare-hb's driver) need asyncio
 
 IMPLS = {
     # name: (module:attr, EIO_ASYNC_HANDLERS, label)
     "bare": ("bare:app", None, "bare ASGI echo"),
+    "bare-hb": ("bare_heartbeat:app", None, "bare ASGI echo + the least Engine.IO heartbeat"),
     "pyeio": ("pyengineio:app", "true", "python-engineio"),
     "pyeio-sync": ("pyengineio:app", "false", "python-engineio async_handlers=False"),
     "ours": ("ours:app", "true", "engineio_asgi"),
@@ -667,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
             if i.startswith("ours") and why_not_ours:
                 unavailable[(s, i)] = ("skipped", f"import engineio_asgi fails: {why_not_ours}")
             elif i in ASYNCIO_ONLY and s.endswith("-trio"):
-                unavailable[(s, i)] = ("n/a", "python-engineio runs on asyncio only")
+                unavailable[(s, i)] = ("n/a", f"{IMPLS[i][2]}: asyncio only")
 
     meta = {
         "type": "meta",
@@ -878,6 +879,8 @@ def print_table(records: list[dict]) -> None:
     ratios = []
     if "ours" in impl_order:
         ratios += [("ours", "bare"), ("ours", "pyeio")]
+        if "bare-hb" in impl_order:
+            ratios += [("ours", "bare-hb")]
     if "ours-sync" in impl_order:
         ratios += [("ours-sync", "bare")]
     if "pyeio" in impl_order and "bare" in impl_order:

@@ -48,7 +48,11 @@ _json: Any = _stdlib_json
 default_logger = logging.getLogger("engineio_asgi.server")
 
 _JSON_START = frozenset('{["tfnNI- \t\r\n')  # first characters JSON text can start with (not digits)
-_TIMER_SLACK = 0.005
+# The timer driver wakes this long after a deadline, so that the deadlines of many
+# sessions share one wake-up: a fraction of the shortest configured time, within bounds.
+_TIMER_SLACK_SHARE = 1 / 100
+_TIMER_SLACK_MIN = 0.001
+_TIMER_SLACK_MAX = 0.05
 _CLIENT_CLOSE_GRACE = 1.0  # seconds a client gets to close its websocket after a CLOSE packet
 WS_CLOSE_NORMAL = 1000
 _GONE: Any = object()  # the client left before the body was complete
@@ -188,6 +192,9 @@ class AsyncServer:
                 if k in ("upgrade_timeout", "close_timeout", "max_queued_bytes")
             },
         )
+        cfg = self.config
+        shortest = min(cfg.ping_interval, cfg.ping_timeout, cfg.upgrade_timeout, cfg.close_timeout)
+        self._timer_slack = min(_TIMER_SLACK_MAX, max(_TIMER_SLACK_MIN, shortest * _TIMER_SLACK_SHARE))
         self.ping_interval = self.config.ping_interval
         self.ping_interval_grace_period = self.config.ping_interval_grace
         self.ping_timeout = self.config.ping_timeout
@@ -483,7 +490,7 @@ class AsyncServer:
                 await wake.wait()
                 continue
             # wake a little late rather than early, so neighbouring deadlines share one wake-up
-            self._timer_target = deadline + _TIMER_SLACK
+            self._timer_target = deadline + self._timer_slack
             delay = self._timer_target - clock()
             if delay > 0:
                 with anyio.move_on_after(delay):
