@@ -712,7 +712,17 @@ class Server:
     def _drop(self, session: Session) -> None:
         session.set_state(_S.CLOSED)
         session.upgrade_deadline = session.close_deadline = INF
+        session.next_ping = session.pong_deadline = INF
+        session.heap_deadline = INF  # its timer entries are stale from now on
         self.sessions.pop(session.sid, None)
+        heap = self._heap
+        if len(heap) > 2 * len(self.sessions) + 64:
+            # Stale entries would keep closed sessions (and whatever the runtime
+            # hangs on them: connections, buffers) alive until their deadline,
+            # up to a heartbeat later. Dropping them once they outnumber the
+            # live ones costs O(1) per closed session, amortised.
+            heap[:] = [entry for entry in heap if entry[2].heap_deadline == entry[0]]
+            heapq.heapify(heap)
 
     def _finish(self, session: Session) -> None:
         """A closing session has handed out its CLOSE packet (or ran out of time)."""

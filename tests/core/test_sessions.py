@@ -207,6 +207,36 @@ def test_abandoned_poll_loses_nothing() -> None:
     assert resp is not None and c.messages == ["kept"]
 
 
+@pytest.mark.parametrize("transport", ["polling", "websocket"])
+def test_closed_sessions_do_not_stay_on_the_timer_heap(transport: str) -> None:
+    # A closed session's timer entry is stale; if it stayed until its deadline
+    # the session (and whatever the runtime hung on it) would outlive its close
+    # by up to a heartbeat, which after a burst of short sessions is most of RSS.
+    hub = Hub()
+    clients = []
+    for _ in range(300):
+        c = Client(hub)
+        if transport == "polling":
+            c.open_polling()
+        else:
+            c.open_websocket()
+        clients.append(c)
+    for c in clients[:290]:  # the clients go: closed at once, not by a timer
+        if transport == "polling":
+            c.post_packets(Packet(T.CLOSE))
+        else:
+            c.drop_websocket()
+        hub.pump()
+    server = hub.server
+    assert len(server.sessions) == 10
+    heap = server._heap
+    assert len(heap) <= 2 * len(server.sessions) + 64
+    live = [entry for entry in heap if entry[2].heap_deadline == entry[0]]
+    assert len(live) == 10  # every open session still has its deadline
+    hub.advance(25.0)  # and the heartbeat of the survivors still runs
+    assert all(c.session is not None and c.session.state is SessionState.OPEN for c in clients[290:])
+
+
 def test_messages_queued_before_accept_follow_the_open_packet() -> None:
     hub = Hub()
     c = Client(hub)
