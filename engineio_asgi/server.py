@@ -293,10 +293,8 @@ class AsyncServer:
             return
         if session.transport is Transport.WEBSOCKET:
             await self._flush(session)
-            return
-        rt = session.runtime
-        if rt is not None and rt.poll_waker is not None:
-            rt.poll_waker.wake()
+        else:
+            _wake_held_poll(session)
 
     def _write_failed(self, session: Session, ws: WebSocket, conn: _WSConn, exc: BaseException) -> None:
         self.logger.info("sid %s: websocket write failed (%s)", session.sid, exc)
@@ -533,9 +531,7 @@ class AsyncServer:
             kind = type(ev)
             if kind is TransportWritable:
                 session = ev.session
-                rt = session.runtime
-                if rt is not None and rt.poll_waker is not None:
-                    rt.poll_waker.wake()
+                _wake_held_poll(session)
                 if session.transport is Transport.WEBSOCKET:
                     ws = session.ws
                     conn = ws.runtime if ws is not None else None
@@ -546,9 +542,7 @@ class AsyncServer:
 
     async def _flush(self, session: Session) -> None:
         """Move what the session has queued onto its transport."""
-        rt = session.runtime
-        if rt is not None and rt.poll_waker is not None:
-            rt.poll_waker.wake()
+        _wake_held_poll(session)
         if session.transport is not Transport.WEBSOCKET:
             return
         ws = session.ws
@@ -840,7 +834,7 @@ class AsyncServer:
                 handler = self.handlers.get("message")
                 is_async = handler is not None and self._is_async_message_handler(handler)
                 run_async = self.async_handlers and is_async
-                call = self._call_async_message
+                call = self._call_async_message if is_async else self._call_message
                 spawn = self._backend.spawn_eager  # type: ignore[union-attr]
                 while conn.close_code is None:
                     conn.in_receive = True
@@ -857,13 +851,8 @@ class AsyncServer:
                                 data = _maybe_json(data)
                             if run_async:
                                 rt.chain = spawn(call(handler, sid, data), rt.chain)
-                            else:  # inline: what _call_message does, one coroutine less per message
-                                try:
-                                    result = handler(sid, data)
-                                    if is_async or inspect.isawaitable(result):
-                                        await result
-                                except Exception:
-                                    self.logger.exception("sid %s: message handler error", sid)
+                            else:
+                                await call(handler, sid, data)
                         if core.events:
                             await self._drain_events()
                     elif mtype == "websocket.disconnect":
@@ -918,6 +907,13 @@ class AsyncServer:
         if core.events:
             await self._drain_events()
         return ws
+
+
+def _wake_held_poll(session: Session) -> None:
+    """Answer the session's held GET, if one is waiting: the core has something for it."""
+    rt: _SessionRT | None = session.runtime
+    if rt is not None and rt.poll_waker is not None:
+        rt.poll_waker.wake()
 
 
 def _accepts_args(fn: Callable[..., Any], n: int) -> bool:

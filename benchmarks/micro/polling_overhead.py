@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import _echo_server
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "apps"))
@@ -97,13 +98,7 @@ async def measure(app, n: int) -> float:
 
 
 def make_server(module):
-    eio = module.AsyncServer(async_mode="asgi", async_handlers=ASYNC_HANDLERS)
-
-    @eio.on("message")
-    async def message(sid, data):
-        await eio.send(sid, data)
-
-    return module.ASGIApp(eio)
+    return _echo_server.make_server(module, ASYNC_HANDLERS)
 
 
 async def main() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
+import _echo_server
 import anyio
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 50_000
@@ -26,7 +27,7 @@ def make_conn(n: int):
         "type": "websocket",
         "path": "/engine.io/",
         "query_string": b"EIO=4&transport=websocket",
-        "headers": [(b"host", b"x")],
+        "headers": [(b"host", b"x"), (b"connection", b"Upgrade"), (b"upgrade", b"websocket")],
         "scheme": "ws",
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 2),
@@ -67,17 +68,11 @@ async def bare_app(scope, receive, send):
 
 
 def make_server(module):
-    eio = module.AsyncServer(async_mode="asgi", async_handlers=ASYNC_HANDLERS)
-
-    @eio.on("message")
-    async def message(sid, data):
-        await eio.send(sid, data)
-
-    return module.ASGIApp(eio)
+    return _echo_server.make_server(module, ASYNC_HANDLERS)
 
 
 async def measure(app) -> float:
-    scope, receive, send, state = make_conn(N)
+    scope, receive, send, _state = make_conn(N)
     t0 = time.perf_counter()
     await app(scope, receive, send)
     return time.perf_counter() - t0
