@@ -47,6 +47,12 @@ _json: Any = _stdlib_json
 
 default_logger = logging.getLogger("engineio_asgi.server")
 
+# Enum members as globals: on 3.10/3.11 reading one through its class is slow (EnumType.__getattr__)
+_WEBSOCKET = Transport.WEBSOCKET
+_R_HANDSHAKE = RouteKind.HANDSHAKE
+_R_POLL = RouteKind.POLL
+_R_POST = RouteKind.POST
+
 _JSON_START = frozenset('{["tfnNI- \t\r\n')  # first characters JSON text can start with (not digits)
 # The timer driver wakes this long after a deadline, so that the deadlines of many
 # sessions share one wake-up: a fraction of the shortest configured time, within bounds.
@@ -291,7 +297,7 @@ class AsyncServer:
         if not self._core.send(session, data):
             self.logger.warning("cannot send to sid %s: session is closing", sid)
             return
-        if session.transport is Transport.WEBSOCKET:
+        if session.transport is _WEBSOCKET:
             await self._flush(session)
         else:
             _wake_held_poll(session)
@@ -532,7 +538,7 @@ class AsyncServer:
             if kind is TransportWritable:
                 session = ev.session
                 _wake_held_poll(session)
-                if session.transport is Transport.WEBSOCKET:
+                if session.transport is _WEBSOCKET:
                     ws = session.ws
                     conn = ws.runtime if ws is not None else None
                     if conn is not None and not conn.writing:
@@ -543,7 +549,7 @@ class AsyncServer:
     async def _flush(self, session: Session) -> None:
         """Move what the session has queued onto its transport."""
         _wake_held_poll(session)
-        if session.transport is not Transport.WEBSOCKET:
+        if session.transport is not _WEBSOCKET:
             return
         ws = session.ws
         if ws is None:
@@ -726,16 +732,16 @@ class AsyncServer:
             await _respond(send, route)
             return
         kind = route.kind
-        if kind is RouteKind.POLL:
+        if kind is _R_POLL:
             response = core.poll(route, request)
             if response is None:
                 response = await self._hold_poll(route, request, receive)
                 if response is None:
                     return
             await _respond(send, response)
-        elif kind is RouteKind.POST:
+        elif kind is _R_POST:
             await self._handle_post(route, scope, receive, send)
-        elif kind is RouteKind.HANDSHAKE:
+        elif kind is _R_HANDSHAKE:
             session = core.open_session(route, clock())
             ok, body = await self._open(session, scope, receive, send)
             if not ok:
@@ -851,6 +857,11 @@ class AsyncServer:
                                 data = _maybe_json(data)
                             if run_async:
                                 rt.chain = spawn(call(handler, sid, data), rt.chain)
+                            elif is_async:
+                                try:
+                                    await handler(sid, data)
+                                except Exception:
+                                    self.logger.exception("sid %s: message handler error", sid)
                             else:
                                 await call(handler, sid, data)
                         if core.events:
@@ -884,7 +895,7 @@ class AsyncServer:
             await _deny(scope, send, route)
             return None
         conn = _WSConn(send)
-        if route.kind is RouteKind.HANDSHAKE:
+        if route.kind is _R_HANDSHAKE:
             session = core.open_session(route, clock())
             ws = session.ws
             assert ws is not None

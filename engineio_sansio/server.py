@@ -51,8 +51,23 @@ _PING = Packet(PacketType.PING)
 _PONG = Packet(PacketType.PONG)
 _CLOSE = Packet(PacketType.CLOSE)
 _NOOP = Packet(PacketType.NOOP)
+# Enum members the hot paths compare against, as module globals: on Python 3.10 and
+# 3.11 reading a member through its class goes through EnumType.__getattr__, several
+# times the cost of reading a global.
 _MESSAGE = PacketType.MESSAGE
-_S = SessionState
+_PING_TYPE = PacketType.PING
+_PONG_TYPE = PacketType.PONG
+_OPEN_TYPE = PacketType.OPEN
+_CLOSE_TYPE = PacketType.CLOSE
+_NOOP_TYPE = PacketType.NOOP
+_UPGRADE_TYPE = PacketType.UPGRADE
+_OPENING = SessionState.OPENING
+_OPEN = SessionState.OPEN
+_UPGRADING = SessionState.UPGRADING
+_CLOSING = SessionState.CLOSING
+_CLOSED = SessionState.CLOSED
+_WEBSOCKET = Transport.WEBSOCKET
+_POLLING = Transport.POLLING
 CODECS_BY_PARAM: dict[str, Codec] = {str(v): c for v, c in CODECS.items()}
 """Codecs by the exact text of the ``EIO`` parameter (``"04"`` is not version 4)."""
 
@@ -65,6 +80,13 @@ class RouteKind(enum.Enum):
     POST = "post"
     UPGRADE = "upgrade"
     PREFLIGHT = "preflight"
+
+
+_R_HANDSHAKE = RouteKind.HANDSHAKE
+_R_POLL = RouteKind.POLL
+_R_POST = RouteKind.POST
+_R_UPGRADE = RouteKind.UPGRADE
+_R_PREFLIGHT = RouteKind.PREFLIGHT
 
 
 class Route:
@@ -161,9 +183,9 @@ class Server:
 
     def _run_due(self, session: Session, now: float) -> None:
         state = session.state
-        if state is _S.CLOSED:
+        if state is _CLOSED:
             return
-        if state is _S.CLOSING:
+        if state is _CLOSING:
             if session.close_deadline <= now:
                 self._finish(session)
             return
@@ -199,52 +221,52 @@ class Server:
     def _route(self, request: Request, now: float, websocket: bool, cors: Headers) -> Route:
         query = request.query
         if request.method == "OPTIONS" and not websocket:
-            return Route(RouteKind.PREFLIGHT, Transport.POLLING, None, CODECS[4], cors)
+            return Route(_R_PREFLIGHT, _POLLING, None, CODECS[4], cors)
         codec = CODECS_BY_PARAM.get(query.get("EIO"))  # type: ignore[arg-type]
         if codec is None:
             raise ProtocolError(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, "unsupported EIO")
         name = query.get("transport")
         if name == "polling":
-            transport = Transport.POLLING
+            transport = _POLLING
             enabled = self._polling_enabled
         elif name == "websocket":
-            transport = Transport.WEBSOCKET
+            transport = _WEBSOCKET
             enabled = self._websocket_enabled
         else:
             raise ProtocolError(ErrorCode.UNKNOWN_TRANSPORT)
         if not enabled:
             raise ProtocolError(ErrorCode.UNKNOWN_TRANSPORT, "transport disabled")
-        if websocket != (transport is Transport.WEBSOCKET):
+        if websocket != (transport is _WEBSOCKET):
             raise ProtocolError(ErrorCode.BAD_REQUEST, "transport does not match the request")
         sid = query.get("sid")
         if sid is None:
             if not websocket and request.method != "GET":
                 raise ProtocolError(ErrorCode.BAD_HANDSHAKE_METHOD)
-            return Route(RouteKind.HANDSHAKE, transport, None, codec, cors)
+            return Route(_R_HANDSHAKE, transport, None, codec, cors)
         session = self.sessions.get(sid)
         if session is not None and session.heap_deadline <= now:
             self._run_due(session, now)  # a deadline the timer has not reached yet
             self._schedule(session)
-        if session is None or session.state is _S.OPENING or session.state is _S.CLOSED:
+        if session is None or session.state is _OPENING or session.state is _CLOSED:
             raise ProtocolError(ErrorCode.UNKNOWN_SID)
         if session.codec is not codec:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "protocol version changed")
         if websocket:
             if (
-                session.transport is not Transport.POLLING
-                or session.state is not _S.OPEN
+                session.transport is not _POLLING
+                or session.state is not _OPEN
                 or not self.config.allow_upgrades
             ):
                 raise ProtocolError(ErrorCode.BAD_REQUEST, "upgrade not possible")
-            return Route(RouteKind.UPGRADE, transport, session, codec, cors)
-        if session.transport is not Transport.POLLING:
+            return Route(_R_UPGRADE, transport, session, codec, cors)
+        if session.transport is not _POLLING:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "session is not on polling")
         if request.method == "GET":
-            return Route(RouteKind.POLL, transport, session, codec, cors)
+            return Route(_R_POLL, transport, session, codec, cors)
         if request.method == "POST":
-            if session.state is _S.CLOSING:
+            if session.state is _CLOSING:
                 raise ProtocolError(ErrorCode.UNKNOWN_SID)
-            return Route(RouteKind.POST, transport, session, codec, cors)
+            return Route(_R_POST, transport, session, codec, cors)
         raise ProtocolError(ErrorCode.BAD_REQUEST, "method not allowed")
 
     def preflight_response(self, route: Route) -> Response:
@@ -272,7 +294,7 @@ class Server:
             raise RuntimeError("the session id generator keeps repeating ids")
         session = Session(sid, route.codec, route.transport)
         cfg = self.config
-        upgrades = cfg.upgrades_offered if route.transport is Transport.POLLING else []
+        upgrades = cfg.upgrades_offered if route.transport is _POLLING else []
         handshake = {
             "sid": sid,
             "upgrades": upgrades,
@@ -281,8 +303,8 @@ class Server:
             "pingTimeout": round(cfg.ping_timeout * 1000),
             "maxPayload": cfg.max_http_buffer_size,
         }
-        session.outbox.append(Packet(PacketType.OPEN, json.dumps(handshake, separators=(",", ":"))))
-        if route.transport is Transport.WEBSOCKET:
+        session.outbox.append(Packet(_OPEN_TYPE, json.dumps(handshake, separators=(",", ":"))))
+        if route.transport is _WEBSOCKET:
             session.ws = WebSocket(session, upgraded=True)
         self.sessions[sid] = session
         route.session = session
@@ -290,7 +312,7 @@ class Server:
 
     def accept(self, session: Session, now: float) -> None:
         """The application accepted the session: start its heartbeat."""
-        session.set_state(_S.OPEN)
+        session.set_state(_OPEN)
         session.next_ping = now + self._ping_interval
         self._schedule(session)
 
@@ -300,8 +322,8 @@ class Server:
         Also fine on a session the application already closed from its
         connect handler.
         """
-        if session.state is not _S.CLOSED:
-            session.set_state(_S.CLOSED)
+        if session.state is not _CLOSED:
+            session.set_state(_CLOSED)
         session.outbox.clear()
         if self.sessions.get(session.sid) is session:
             del self.sessions[session.sid]
@@ -322,7 +344,7 @@ class Server:
         After a True, the runtime flushes the transport (see :meth:`take_frames`
         and :meth:`poll`); no event is raised for it.
         """
-        if session.state is _S.CLOSED or session.state is _S.CLOSING:
+        if session.state is _CLOSED or session.state is _CLOSING:
             return False
         if type(data) is str and not data.isascii():
             _check_text(data)
@@ -336,7 +358,7 @@ class Server:
         (it must not have a write in progress on that websocket). Otherwise the
         runtime calls :meth:`send` instead.
         """
-        if session.state is _S.OPEN and session.transport is Transport.WEBSOCKET and not session.outbox:
+        if session.state is _OPEN and session.transport is _WEBSOCKET and not session.outbox:
             if type(data) is str and not data.isascii():
                 _check_text(data)
             return session.codec.encode_message_frame(data)
@@ -344,7 +366,7 @@ class Server:
 
     def send_packet(self, session: Session, packet: Packet) -> bool:
         """Queue any packet (a message, or a control packet an upper layer needs)."""
-        if session.state is _S.CLOSED or session.state is _S.CLOSING:
+        if session.state is _CLOSED or session.state is _CLOSING:
             return False
         if type(packet.data) is str and not packet.data.isascii():
             _check_text(packet.data)
@@ -386,7 +408,7 @@ class Server:
         if session.poll_held:
             self._close(session, CloseReason.TRANSPORT_ERROR, None)
             return error_response(ProtocolError(ErrorCode.BAD_REQUEST, "concurrent poll"), route.cors)
-        if session.state is _S.CLOSED:
+        if session.state is _CLOSED:
             return error_response(ProtocolError(ErrorCode.UNKNOWN_SID), route.cors)
         if session.outbox or session.noop_pending or self._probe_waiting(session):
             return self._payload_response(session, route, request)
@@ -395,14 +417,14 @@ class Server:
 
     def poll_ready(self, session: Session) -> bool:
         """Whether a held poll has something to answer with now."""
-        return bool(session.outbox) or session.noop_pending or session.state is _S.CLOSED
+        return bool(session.outbox) or session.noop_pending or session.state is _CLOSED
 
     def poll_response(self, route: Route, request: Request) -> Response:
         """Answer a held poll with whatever is queued (or a NOOP, or nothing left)."""
         session = route.session
         assert session is not None
         session.poll_held = False
-        if session.transport is not Transport.POLLING:
+        if session.transport is not _POLLING:
             # upgraded while this poll was held: it ends with a NOOP, packets go on the websocket
             session.noop_pending = False
             headers: Headers = [TEXT_PLAIN]
@@ -434,11 +456,11 @@ class Server:
             packets.append(_NOOP)
         headers: Headers = [TEXT_PLAIN]
         headers.extend(route.cors)
-        if packets[0].type is PacketType.OPEN:
+        if packets[0].type is _OPEN_TYPE:
             headers.extend(self.handshake_headers(session))
         body = session.codec.encode_payload(packets)
         body = compress_body(self.config, request, body, headers)
-        if session.state is _S.CLOSING and packets[-1].type is PacketType.CLOSE:
+        if session.state is _CLOSING and packets[-1].type is _CLOSE_TYPE:
             self._finish(session)
         return Response(200, headers, body)
 
@@ -488,7 +510,7 @@ class Server:
         session.post_active = False
         if len(body) > self._max_size:
             return self.post_too_large(route)
-        if session.state is _S.CLOSED or session.state is _S.CLOSING:
+        if session.state is _CLOSED or session.state is _CLOSING:
             return error_response(ProtocolError(ErrorCode.UNKNOWN_SID), route.cors)
         try:
             packets = session.codec.decode_payload(body)
@@ -512,22 +534,22 @@ class Server:
     def _control(self, session: Session, packet: Packet, now: float) -> bool:
         """Handle a non-message packet from the client; False if it has no place here."""
         t = packet.type
-        if t is PacketType.PONG:
-            if session.next_ping == INF and (session.state is _S.OPEN or session.state is _S.UPGRADING):
+        if t is _PONG_TYPE:
+            if session.next_ping == INF and (session.state is _OPEN or session.state is _UPGRADING):
                 # a ping is outstanding: the next one is due an interval from now
                 session.pong_deadline = INF
                 session.next_ping = now + self._ping_interval
                 self._schedule(session)
             return True
-        if t is PacketType.CLOSE:
+        if t is _CLOSE_TYPE:
             self._close(session, CloseReason.CLIENT_DISCONNECT, now)
             return True
-        if t is PacketType.PING:
+        if t is _PING_TYPE:
             # v4 clients do not ping; answer rather than fail, so a lenient client still works.
             if not session.closed:
-                self._queue(session, Packet(PacketType.PONG, packet.data))
+                self._queue(session, Packet(_PONG_TYPE, packet.data))
             return True
-        if t is PacketType.NOOP:
+        if t is _NOOP_TYPE:
             return True
         return False  # OPEN or UPGRADE from a client
 
@@ -536,8 +558,8 @@ class Server:
     def attach_probe(self, route: Route, now: float) -> WebSocket:
         """An upgrade websocket arrived for a polling session: it becomes the probe."""
         session = route.session
-        assert session is not None and route.kind is RouteKind.UPGRADE
-        session.set_state(_S.UPGRADING)
+        assert session is not None and route.kind is _R_UPGRADE
+        session.set_state(_UPGRADING)
         ws = WebSocket(session, upgraded=False)
         session.probe = ws
         session.upgrade_deadline = now + self.config.upgrade_timeout
@@ -553,7 +575,7 @@ class Server:
         frames = [encode(p) for p in outbox]
         outbox.clear()
         session.queued_bytes = 0
-        if session.state is _S.CLOSING and frames[-1] == "1":
+        if session.state is _CLOSING and frames[-1] == "1":
             # the CLOSE packet has been handed out: the websocket goes next
             self._finish(session)
         return frames
@@ -569,11 +591,11 @@ class Server:
             and frame[:1] == "4"
             and ws.upgraded
             and not ws.closed
-            and session.state is _S.OPEN
+            and session.state is _OPEN
             and len(frame) <= self._quarter_size
         ):
             return frame[1:]  # the common case: a text message on an open websocket
-        if ws.closed or session.state is _S.CLOSED:
+        if ws.closed or session.state is _CLOSED:
             return None
         if _too_big(frame, self._max_size):
             self._ws_fail(ws, WS_CLOSE_TOO_BIG, now)
@@ -587,10 +609,10 @@ class Server:
             self._probe_frame(ws, packet, now)
             return None
         if packet.type is _MESSAGE:
-            if session.state is _S.CLOSING:
+            if session.state is _CLOSING:
                 return None
             return packet.data
-        if packet.type is PacketType.PING and packet.data == "probe":
+        if packet.type is _PING_TYPE and packet.data == "probe":
             self.events.append(SendFrames(ws, ("3probe",)))
             return None
         if not self._control(session, packet, now):
@@ -599,14 +621,14 @@ class Server:
 
     def _probe_frame(self, ws: WebSocket, packet: Packet, now: float) -> None:
         session = ws.session
-        if packet.type is PacketType.PING and packet.data == "probe" and not ws.probed:
+        if packet.type is _PING_TYPE and packet.data == "probe" and not ws.probed:
             ws.probed = True
             self.events.append(SendFrames(ws, ("3probe",)))
             if session.poll_held:
                 session.noop_pending = True
                 self.events.append(TransportWritable(session))
             return
-        if packet.type is PacketType.UPGRADE and ws.probed:
+        if packet.type is _UPGRADE_TYPE and ws.probed:
             self._complete_upgrade(ws)
             return
         self._abort_upgrade(session, WS_CLOSE_PROTOCOL)
@@ -617,8 +639,8 @@ class Server:
         session.upgrade_deadline = INF
         ws.upgraded = True
         session.ws = ws
-        session.transport = Transport.WEBSOCKET
-        session.set_state(_S.OPEN)
+        session.transport = _WEBSOCKET
+        session.set_state(_OPEN)
         if session.poll_held:
             # the poll must end; a NOOP is all it gets, packets now go on the websocket
             session.noop_pending = True
@@ -631,8 +653,8 @@ class Server:
             return
         session.probe = None
         probe.closed = True
-        if session.state is _S.UPGRADING:
-            session.set_state(_S.OPEN)
+        if session.state is _UPGRADING:
+            session.set_state(_OPEN)
         self.events.append(CloseWebSocket(probe, code))
 
     def websocket_closed(self, ws: WebSocket, now: float) -> None:
@@ -646,7 +668,7 @@ class Server:
                 self._abort_upgrade(session)
             return
         ws.closed = True
-        if session.state is _S.CLOSING:
+        if session.state is _CLOSING:
             self._finish(session)
         else:
             self._close(session, CloseReason.TRANSPORT_CLOSE, now)
@@ -663,7 +685,7 @@ class Server:
 
     def _close(self, session: Session, reason: CloseReason, now: float | None) -> None:
         state = session.state
-        if state is _S.CLOSED or state is _S.CLOSING:
+        if state is _CLOSED or state is _CLOSING:
             return
         if now is None:
             now = self._last_now
@@ -672,12 +694,12 @@ class Server:
         if session.probe is not None:
             self._abort_upgrade(session)
         events = self.events
-        if state is not _S.OPENING:
+        if state is not _OPENING:
             events.append(SessionClosed(session, reason))
         tell_client = reason is CloseReason.SERVER_DISCONNECT or reason is CloseReason.PING_TIMEOUT
-        if session.transport is Transport.WEBSOCKET:
+        if session.transport is _WEBSOCKET:
             ws = session.ws
-            if tell_client and ws is not None and not ws.closed and state is not _S.OPENING:
+            if tell_client and ws is not None and not ws.closed and state is not _OPENING:
                 # queued packets go first, then CLOSE; take_frames finishes the session
                 self._linger(session, now)
                 events.append(TransportWritable(session))
@@ -698,19 +720,19 @@ class Server:
                 session.noop_pending = True
             events.append(TransportWritable(session))
             self._drop(session)
-        elif reason is CloseReason.SERVER_DISCONNECT and state is not _S.OPENING:
+        elif reason is CloseReason.SERVER_DISCONNECT and state is not _OPENING:
             self._linger(session, now)
         else:
             self._drop(session)
 
     def _linger(self, session: Session, now: float) -> None:
         session.outbox.append(_CLOSE)
-        session.set_state(_S.CLOSING)
+        session.set_state(_CLOSING)
         session.close_deadline = now + self.config.close_timeout
         self._schedule(session)
 
     def _drop(self, session: Session) -> None:
-        session.set_state(_S.CLOSED)
+        session.set_state(_CLOSED)
         session.upgrade_deadline = session.close_deadline = INF
         session.next_ping = session.pong_deadline = INF
         session.heap_deadline = INF  # its timer entries are stale from now on
@@ -726,7 +748,7 @@ class Server:
 
     def _finish(self, session: Session) -> None:
         """A closing session has handed out its CLOSE packet (or ran out of time)."""
-        if session.state is _S.CLOSED:
+        if session.state is _CLOSED:
             return
         session.outbox.clear()
         self._drop(session)
@@ -740,14 +762,14 @@ class Server:
     def close_all(self, now: float) -> None:
         """Close every session (server shutdown): each gets a SessionClosed event."""
         for session in list(self.sessions.values()):
-            if session.state is _S.OPENING:
+            if session.state is _OPENING:
                 continue
             self._close(session, CloseReason.SERVER_DISCONNECT, now)
 
     def finish_all(self) -> None:
         """Drop every session still waiting to hand out its CLOSE (the server is going away)."""
         for session in list(self.sessions.values()):
-            if session.state is _S.CLOSING:
+            if session.state is _CLOSING:
                 self._finish(session)
 
     def session_ids(self) -> Iterable[str]:
