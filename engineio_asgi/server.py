@@ -853,7 +853,8 @@ class AsyncServer:
                             frame = message.get("bytes") or b""
                         data = core.receive_frame(ws, frame, clock())
                         if data is not None and handler is not None:
-                            if type(data) is str and data and data[0] in _JSON_START:
+                            # (a bytes message's first item is an int: never in _JSON_START)
+                            if data and data[0] in _JSON_START and type(data) is str:
                                 data = _maybe_json(data)
                             if run_async:
                                 rt.chain = spawn(call(handler, sid, data), rt.chain)

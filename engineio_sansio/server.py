@@ -359,8 +359,10 @@ class Server:
         runtime calls :meth:`send` instead.
         """
         if session.state is _OPEN and session.transport is _WEBSOCKET and not session.outbox:
-            if type(data) is str and not data.isascii():
-                _check_text(data)
+            if type(data) is str:
+                if not data.isascii():
+                    _check_text(data)
+                return "4" + data  # a text message's frame (the same in Engine.IO v3 and v4)
             return session.codec.encode_message_frame(data)
         return None
 
