@@ -68,6 +68,7 @@ _CLOSING = SessionState.CLOSING
 _CLOSED = SessionState.CLOSED
 _WEBSOCKET = Transport.WEBSOCKET
 _POLLING = Transport.POLLING
+_AFTER_TYPE = slice(1, None)  # frame[_AFTER_TYPE] is frame[1:] without building a slice each time
 CODECS_BY_PARAM: dict[str, Codec] = {str(v): c for v, c in CODECS.items()}
 """Codecs by the exact text of the ``EIO`` parameter (``"04"`` is not version 4)."""
 
@@ -590,13 +591,14 @@ class Server:
         session = ws.session
         if (
             type(frame) is str
-            and frame[:1] == "4"
+            and frame
+            and frame[0] == "4"
             and ws.upgraded
             and not ws.closed
             and session.state is _OPEN
             and len(frame) <= self._quarter_size
         ):
-            return frame[1:]  # the common case: a text message on an open websocket
+            return frame[_AFTER_TYPE]  # the common case: a text message on an open websocket
         if ws.closed or session.state is _CLOSED:
             return None
         if _too_big(frame, self._max_size):
