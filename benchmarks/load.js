@@ -40,6 +40,7 @@ const HOST = '127.0.0.1'; // only ever loopback
 const PORT = num('port', 8000);
 const EIO_PATH = args.path || '/engine.io/';
 const DURATION = num('duration', 4); // seconds measured
+const COUNT = num('count', 0); // if set: measure until this many operations completed, not for DURATION
 const WARMUP = num('warmup', 1); // seconds run before measuring
 const CLIENTS = num('clients', 50);
 const INFLIGHT = Math.max(1, num('inflight', 1));
@@ -126,6 +127,7 @@ class Meter {
     if (!this.measuring) return;
     this.count++;
     if (this.n < MAX_SAMPLES) this.samples[this.n++] = ms;
+    if (this.count === COUNT && this.reached) this.reached();
   }
 
   percentile(p) {
@@ -157,8 +159,9 @@ const round = (x, d) => Math.round(x * 10 ** d) / 10 ** d;
 
 async function measure(meter) {
   await sleep(WARMUP * 1000);
+  const reached = COUNT > 0 ? new Promise((r) => (meter.reached = r)) : null;
   await meter.start();
-  await sleep(DURATION * 1000);
+  await (reached || sleep(DURATION * 1000));
   await meter.stop();
 }
 
