@@ -88,7 +88,6 @@ class _WSConn:
         "writing",
         "close_code",
         "close_sent",
-        "accepted",
         "reader",
         "in_receive",
         "close_later",
@@ -97,10 +96,11 @@ class _WSConn:
 
     def __init__(self, send: Send) -> None:
         self.send = send
-        self.writing = False
+        # True while a write is in progress, and until the websocket is accepted: either
+        # way nobody else may write now (one flag, so the send path tests one attribute)
+        self.writing = True
         self.close_code: int | None = None
         self.close_sent = False
-        self.accepted = False
         self.reader: Any = None  # the backend's waker around the reader's receive()
         self.in_receive = False
         self.close_later = False
@@ -275,7 +275,7 @@ class AsyncServer:
         ws = session.ws
         if ws is not None:
             conn = ws.runtime
-            if conn is not None and not conn.writing and conn.accepted:
+            if conn is not None and not conn.writing:
                 frame = self._core.direct_frame(session, data)
                 if frame is not None:
                     # an idle websocket: write straight through, no queue, no task
@@ -555,7 +555,7 @@ class AsyncServer:
         if ws is None:
             return
         conn: _WSConn | None = ws.runtime
-        if conn is None or conn.writing or not conn.accepted:
+        if conn is None or conn.writing:
             return
         conn.writing = True
         core = self._core
@@ -614,7 +614,7 @@ class AsyncServer:
 
     async def _close_now(self, conn: _WSConn, code: int) -> None:
         conn.close_code = code
-        if not conn.writing and not conn.close_sent and conn.accepted:
+        if not conn.writing and not conn.close_sent:
             await self._send_close(conn)
 
     async def _close_ws_later(self, conn: _WSConn, code: int) -> None:
@@ -848,7 +848,10 @@ class AsyncServer:
                     conn.in_receive = False
                     mtype = message["type"]
                     if mtype == "websocket.receive":
-                        frame = message.get("text")
+                        try:
+                            frame = message["text"]
+                        except KeyError:  # the key may be left out of a binary frame's message
+                            frame = None
                         if frame is None:
                             frame = message.get("bytes") or b""
                         data = core.receive_frame(ws, frame, clock())
@@ -908,14 +911,14 @@ class AsyncServer:
                 core.take_events()
                 return None
             await send({"type": "websocket.accept", "headers": core.handshake_headers(session)})
-            conn.accepted = True
+            conn.writing = False  # accepted
             await self._flush(session)
         else:
             ws = core.attach_probe(route, clock())
             ws.runtime = conn
             self._timer_changed()
             await send({"type": "websocket.accept"})
-            conn.accepted = True
+            conn.writing = False  # accepted
         if core.events:
             await self._drain_events()
         return ws
