@@ -270,8 +270,13 @@ class AsyncServer:
         if session is None:
             self.logger.warning("cannot send to sid %s: no such session", sid)
             return
-        if type(data) is not str and type(data) is not bytes:
+        if type(data) is str:
+            key = "text"
+        elif type(data) is bytes:
+            key = "bytes"
+        else:
             data = _encode_data(data)
+            key = "text" if type(data) is str else "bytes"
         ws = session.ws
         if ws is not None:
             conn = ws.runtime
@@ -279,12 +284,10 @@ class AsyncServer:
                 frame = self._core.direct_frame(session, data)
                 if frame is not None:
                     # an idle websocket: write straight through, no queue, no task
+                    # (the frame is text for text data and bytes for bytes, so `key` holds)
                     conn.writing = True
                     try:
-                        if type(frame) is str:
-                            await conn.send({"type": "websocket.send", "text": frame})
-                        else:
-                            await conn.send({"type": "websocket.send", "bytes": frame})
+                        await conn.send({"type": "websocket.send", key: frame})
                     except Exception as exc:
                         conn.writing = False
                         self._write_failed(session, ws, conn, exc)
@@ -846,32 +849,34 @@ class AsyncServer:
                     conn.in_receive = True
                     message = await receive()
                     conn.in_receive = False
-                    mtype = message["type"]
-                    if mtype == "websocket.receive":
-                        try:
-                            frame = message["text"]
-                        except KeyError:  # the key may be left out of a binary frame's message
-                            frame = None
-                        if frame is None:
-                            frame = message.get("bytes") or b""
-                        data = core.receive_frame(ws, frame, clock())
-                        if data is not None and handler is not None:
-                            # (a bytes message's first item is an int: never in _JSON_START)
-                            if data and data[0] in _JSON_START and type(data) is str:
-                                data = _maybe_json(data)
-                            if run_async:
-                                rt.chain = spawn(call(handler, sid, data), rt.chain)
-                            elif is_async:
-                                try:
-                                    await handler(sid, data)
-                                except Exception:
-                                    self.logger.exception("sid %s: message handler error", sid)
-                            else:
-                                await call(handler, sid, data)
-                        if core.events:
-                            await self._drain_events()
-                    elif mtype == "websocket.disconnect":
-                        break
+                    # (the test is inverted so that its jump is short: CPython 3.11 only
+                    # specializes a comparison whose jump needs no extended argument)
+                    if message["type"] != "websocket.receive":
+                        if message["type"] == "websocket.disconnect":
+                            break
+                        continue
+                    try:
+                        frame = message["text"]
+                    except KeyError:  # the key may be left out of a binary frame's message
+                        frame = None
+                    if frame is None:
+                        frame = message.get("bytes") or b""
+                    data = core.receive_frame(ws, frame, clock())
+                    if data is not None and handler is not None:
+                        # (a bytes message's first item is an int: never in _JSON_START)
+                        if data and data[0] in _JSON_START and type(data) is str:
+                            data = _maybe_json(data)
+                        if run_async:
+                            rt.chain = spawn(call(handler, sid, data), rt.chain)
+                        elif is_async:
+                            try:
+                                await handler(sid, data)
+                            except Exception:
+                                self.logger.exception("sid %s: message handler error", sid)
+                        else:
+                            await call(handler, sid, data)
+                    if core.events:
+                        await self._drain_events()
         finally:
             conn.reader = None
             conn.in_receive = False

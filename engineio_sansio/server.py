@@ -357,7 +357,8 @@ class Server:
         A message skips the queue when the session is open on a websocket and
         nothing is queued before it; the runtime then writes the frame itself
         (it must not have a write in progress on that websocket). Otherwise the
-        runtime calls :meth:`send` instead.
+        runtime calls :meth:`send` instead. The frame is a ``str`` for text data
+        and ``bytes`` for binary data.
         """
         if session.state is _OPEN and session.transport is _WEBSOCKET and not session.outbox:
             if type(data) is str:

@@ -217,6 +217,33 @@ async def test_send_json_and_binary_over_polling() -> None:
     assert r.text == '4{"k":[1,2]}\x1e4[1,"a"]\x1ebAP8=\x1ebYWI='
 
 
+async def test_send_each_kind_of_data_straight_to_an_idle_websocket() -> None:
+    # Every send below finds the websocket idle, so each takes the direct path (no
+    # queue): the ASGI message's key must follow the data, text or binary.
+    eio, app = make()
+    sids: list[str] = []
+    eio.on("connect", lambda sid, environ: sids.append(sid))
+    async with anyio.create_task_group() as tg:
+        ws = await start_websocket(tg, app, "EIO=4&transport=websocket")
+        assert (await ws.receive())[0] == "0"  # type: ignore[index]
+        sent = [
+            ("text", "héllo", "4héllo"),
+            ("bytes", b"\x00\xff", b"\x00\xff"),
+            ("bytearray", bytearray(b"ab"), b"ab"),
+            ("dict", {"k": [1, 2]}, '4{"k":[1,2]}'),
+            ("list", [1, "a"], '4[1,"a"]'),
+            ("number", 7, "47"),
+        ]
+        for name, data, frame in sent:
+            await eio.send(sids[0], data)
+            with anyio.fail_after(5):
+                message = await ws.from_app_recv.receive()
+            key = "text" if type(frame) is str else "bytes"
+            assert message == {"type": "websocket.send", key: frame}, name
+        await ws.disconnect()
+    assert eio._core.sessions == {}
+
+
 async def test_custom_json_module_is_used() -> None:
     calls: list[str] = []
 
