@@ -16,6 +16,7 @@ its single timer task drives through ``next_deadline``/``handle_timer``.
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any, Iterator
 
 import engineio
@@ -112,6 +113,16 @@ def test_node_client_server_close(example: Proc) -> None:
     result = run_node_client(example.url, "wait-close", send=["close-me"], **NODE_MODES["upgrade"])
     assert result["closed"]
     assert result["closeReason"] in ("transport close", "forced close")
+
+
+@pytest.mark.parametrize("path", ["examples/echo/app.py", "examples/trio/app.py"])
+def test_example_run_as_a_script_listens_on_env_port(path: str) -> None:
+    # `.venv/bin/python examples/.../app.py` serves on port 8000, or on PORT when it is set
+    port = free_port()
+    with running([sys.executable, path], port, env={"PORT": str(port)}) as proc:
+        got, transport = asyncio.run(_python_echo(proc.url, TRANSPORTS["upgrade"], ["hello", b"\x00\x01"]))
+    assert got == ["hello", b"\x00\x01"]
+    assert transport == "websocket"
 
 
 # --- the embedding example: heartbeats from one timer task, and the core's policy -----------

@@ -4,7 +4,8 @@ Run it from the repository root with any ASGI server, for example::
 
     .venv/bin/uvicorn examples.echo.app:app --host 127.0.0.1 --port 8000
 
-or simply ``.venv/bin/python examples/echo/app.py`` (uvicorn on port 8000).
+or simply ``.venv/bin/python examples/echo/app.py`` (uvicorn on 127.0.0.1, port 8000
+unless the ``PORT`` environment variable names another).
 Text comes back as text, binary as binary; the text ``close-me`` makes the
 server close the session instead.
 """
@@ -37,6 +38,8 @@ async def disconnect(sid: str, reason: str) -> None:
 app = engineio_asgi.ASGIApp(eio)
 
 if __name__ == "__main__":
+    import os
+
     import uvicorn
 
-    uvicorn.run(app, host="127.0.0.1", port=8000)
+    uvicorn.run(app, host="127.0.0.1", port=int(os.environ.get("PORT", "8000")))
