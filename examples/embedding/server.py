@@ -14,7 +14,12 @@ decided by :class:`engineio_sansio.Server`; this file only moves bytes and time:
 
 The application is an echo server: every message comes back to its sender
 unchanged, except the text ``close-me``, which makes the server close the
-session. Run it from the repository root::
+session.
+
+h11 and wsproto are not dependencies of the package: install them with the
+``embedding`` extra, ``.venv/bin/pip install -e '.[embedding]'`` (plus ``trio``
+for ``--backend trio``; the ``test`` extra has all three). Run it from the
+repository root::
 
     .venv/bin/python examples/embedding/server.py --port 8000
     .venv/bin/python examples/embedding/server.py --port 8000 --backend trio --cors '*'
