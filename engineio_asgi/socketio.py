@@ -113,7 +113,9 @@ class ASGIApp(_EngineIOApp):
 
     The arguments are python-socketio's ``socketio.ASGIApp`` ones. Requests
     under ``/<socketio_path>/`` go to ``socketio_server.handle_request``;
-    the lifespan shutdown runs ``socketio_server.shutdown()``.
+    the lifespan shutdown runs ``socketio_server.shutdown()``. A python-socketio
+    server whose Engine.IO layer is python-engineio's (a plain
+    ``socketio.AsyncServer``) raises ``TypeError``: create it from this module.
     """
 
     def __init__(
@@ -125,6 +127,16 @@ class ASGIApp(_EngineIOApp):
         on_startup: Callable[[], Any] | None = None,
         on_shutdown: Callable[[], Any] | None = None,
     ) -> None:
+        eio = getattr(socketio_server, "eio", None)
+        if eio is not None and not isinstance(eio, _EngineIOServer):
+            # a python-socketio server built its Engine.IO layer on python-engineio:
+            # served here, it would keep running there without a word
+            raise TypeError(
+                f"this {type(socketio_server).__name__} runs on python-engineio "
+                f"({type(eio).__module__}.{type(eio).__qualname__}), not on engineio_asgi: "
+                "create the server as engineio_asgi.socketio.AsyncServer (same arguments as "
+                "socketio.AsyncServer: `from engineio_asgi.socketio import AsyncServer`)"
+            )
         super().__init__(
             socketio_server,
             other_asgi_app,
