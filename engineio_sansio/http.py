@@ -20,6 +20,7 @@ __all__ = [
     "cors_headers",
     "error_response",
     "origin_allowed",
+    "origin_entry_problem",
     "own_origins",
     "parse_query",
 ]
@@ -107,9 +108,16 @@ TEXT_PLAIN = (b"content-type", b"text/plain; charset=UTF-8")
 JSON_TYPE = (b"content-type", b"application/json")
 
 
-def error_response(error: ProtocolError, extra_headers: Headers | None = None) -> Response:
-    """The reference server's JSON error body for a protocol error."""
-    body = json.dumps({"code": int(error.code), "message": error.message}).encode()
+def error_response(
+    error: ProtocolError, extra_headers: Headers | None = None, message: str | None = None
+) -> Response:
+    """The reference server's JSON error body for a protocol error.
+
+    ``message`` replaces the fixed text of the error code, as Node's server
+    does when it knows the reason (a refused origin).
+    """
+    text = error.message if message is None else message
+    body = json.dumps({"code": int(error.code), "message": text}).encode()
     headers = [JSON_TYPE]
     if extra_headers:
         headers.extend(extra_headers)
@@ -144,7 +152,8 @@ def origin_allowed(config: ServerConfig, request: Request, origin: str) -> bool:
     """Whether ``origin`` may talk to this server under ``cors_allowed_origins``.
 
     A callable gets ``(origin)``, or ``(origin, request)`` if it takes two
-    arguments; one that raises refuses the origin.
+    arguments (the request as ``config.cors_request_adapter`` makes it); one
+    that raises refuses the origin.
     """
     allowed = config.cors_allowed_origins
     if allowed is None:
@@ -154,13 +163,44 @@ def origin_allowed(config: ServerConfig, request: Request, origin: str) -> bool:
     if callable(allowed):
         try:
             if config.cors_callable_takes_request:
-                return bool(allowed(origin, request))
+                adapter = config.cors_request_adapter
+                return bool(allowed(origin, request if adapter is None else adapter(request)))
             return bool(allowed(origin))
         except Exception:
             return False
     if "*" in allowed:
         return True
     return origin in allowed
+
+
+_DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+
+
+def origin_entry_problem(entry: str) -> str | None:
+    """Why an allowed-origin entry can never equal a browser's ``Origin`` header, or ``None``.
+
+    Browsers send ``scheme://host[:port]`` in lower case, without a path, a
+    trailing slash or a default port (or ``null``); an entry of another shape
+    refuses every browser without a word, so servers point it out once.
+    """
+    if entry in ("*", "null"):
+        return None
+    if entry != entry.strip() or any(c.isspace() for c in entry):
+        return f"it has spaces (browsers send {entry.strip()!r})"
+    scheme, sep, rest = entry.partition("://")
+    if not sep:
+        return f"it has no scheme (browsers send e.g. 'https://{entry.rstrip('/')}')"
+    host, slash, path = rest.partition("/")
+    if slash and not path:
+        return f"it ends with a slash (browsers send {entry.rstrip('/')!r})"
+    if slash or "?" in host or "#" in host:
+        return f"it has a path (an origin is only scheme://host[:port]: {scheme}://{host})"
+    if entry != entry.lower():
+        return f"it has upper-case letters (browsers send origins in lower case: {entry.lower()!r})"
+    default_port = _DEFAULT_PORTS.get(scheme)
+    if default_port is not None and host.endswith(default_port):
+        return f"it names the default port (browsers leave it out: '{scheme}://{host.rsplit(':', 1)[0]}')"
+    return None
 
 
 _NO_HEADERS: Headers = []  # shared: callers extend their own lists with it, never append to it

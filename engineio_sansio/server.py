@@ -213,7 +213,10 @@ class Server:
         self._last_now = now
         cors = cors_headers(self.config, request)
         if cors is None:
-            return error_response(ProtocolError(ErrorCode.FORBIDDEN, "origin not allowed", 403))
+            # the reason goes in the body (as Node's server does), so a browser's
+            # network panel says why; the client sent this origin, it learns nothing new
+            reason = f"origin {request.headers.get('origin', '')[:200]!r} not allowed"
+            return error_response(ProtocolError(ErrorCode.FORBIDDEN, reason, 403), message=reason)
         try:
             return self._route(request, now, websocket, cors)
         except ProtocolError as exc:

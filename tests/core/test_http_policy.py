@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import zlib
 from typing import Any
 
@@ -59,7 +60,10 @@ def cors(r: Route | Response) -> dict[bytes, bytes]:
 def assert_forbidden(r: Route | Response) -> None:
     assert isinstance(r, Response), f"a refused origin must get an error response, got {r!r}"
     assert r.status == 403, r
-    assert error_json(r) == {"code": 4, "message": "Forbidden"}
+    body = error_json(r)
+    assert body["code"] == 4 and set(body) == {"code", "message"}
+    # the reason, as Node's server gives it when it knows one: the refused origin
+    assert re.fullmatch(r"origin '.*' not allowed", body["message"]), body
 
 
 # --------------------------------------------------------------------------- query and errors
