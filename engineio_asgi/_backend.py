@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable, Coroutine, Generator
 import anyio
 import sniffio
 
-__all__ = ["Backend", "get_backend"]
+__all__ = ["NO_LOOP", "Backend", "NoLoop", "get_backend"]
 
 
 class Backend:
@@ -436,6 +436,37 @@ class Queue:
         """Wait until every item put has been marked done."""
         await self._all_done.wait()
 
+
+class NoLoop:
+    """The factories when no loop runs (import time): python-engineio's asyncio objects.
+
+    They bind to a loop at first use (Python 3.10+), so a queue or event made at
+    module level works once an asyncio server runs; under trio, make them from a
+    handler or a startup hook instead.
+    """
+
+    name = "none"
+
+    def create_event(self, *args: Any, **kwargs: Any) -> Any:
+        """An ``asyncio.Event``."""
+        import asyncio
+
+        return asyncio.Event(*args, **kwargs)
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> Any:
+        """An ``asyncio.Queue``."""
+        import asyncio
+
+        return asyncio.Queue(*args, **kwargs)
+
+    def queue_empty_exception(self) -> type[Exception]:
+        """``asyncio.QueueEmpty``."""
+        import asyncio
+
+        return asyncio.QueueEmpty
+
+
+NO_LOOP = NoLoop()
 
 _BACKENDS: dict[str, type[Backend]] = {"asyncio": AsyncioBackend, "trio": TrioBackend}
 

@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Awaitable, Callable, Iterable, MutableMapping
 
 import anyio
+import sniffio
 
 from engineio_sansio import (
     CloseReason,
@@ -31,8 +32,10 @@ from engineio_sansio import (
     TransportWritable,
     WebSocket,
 )
+from engineio_sansio.http import origin_entry_problem, own_origins
+from engineio_sansio.server import default_sid
 
-from ._backend import Backend, get_backend
+from ._backend import NO_LOOP, Backend, get_backend
 from .environ import build_environ, request_from_scope
 from .exceptions import ConnectionRefusedError
 
@@ -46,6 +49,10 @@ _json: Any = _stdlib_json
 """The process-wide JSON module (the seed's ``json`` option)."""
 
 default_logger = logging.getLogger("engineio_asgi.server")
+_EXTRA_OPTIONS = ("upgrade_timeout", "close_timeout", "max_queued_bytes")  # the project's own options
+_LOGGER_METHODS = ("debug", "info", "warning", "error", "exception")
+_REFUSED_ORIGIN_LOG_INTERVAL = 60.0  # seconds before a refused origin is logged again
+_REFUSED_ORIGIN_LOG_LIMIT = 100  # distinct refused origins logged per interval, then one summary line
 
 # Enum members as globals: on 3.10/3.11 reading one through its class is slow (EnumType.__getattr__)
 _WEBSOCKET = Transport.WEBSOCKET
@@ -165,21 +172,8 @@ class AsyncServer:
         transports: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        if async_mode not in (None, "asgi"):
-            raise ValueError(
-                f"async_mode {async_mode!r} is not available: engineio_asgi is an ASGI-only "
-                "server. Use async_mode='asgi' (or leave it out) and serve "
-                "engineio_asgi.ASGIApp(server) with an ASGI server such as uvicorn, "
-                "hypercorn or granian."
-            )
+        _check_api_options(async_mode, logger, json, async_handlers, monitor_clients)
         self.async_mode = "asgi"
-        if callable(cors_allowed_origins) and _accepts_args(cors_allowed_origins, 2):
-            # python-engineio hands a two-argument predicate the WSGI-style environ
-            user_check = cors_allowed_origins
-
-            def cors_allowed_origins(origin: str, request: Request) -> bool:
-                return bool(user_check(origin, build_environ(request.extra)))
-
         self.config = ServerConfig.from_options(
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
@@ -189,14 +183,11 @@ class AsyncServer:
             compression_threshold=compression_threshold,
             cookie=cookie,
             cors_allowed_origins=cors_allowed_origins,
+            cors_request_adapter=_environ_of,
             cors_credentials=cors_credentials,
             transports=transports,
             monitor_clients=monitor_clients is not False,
-            **{
-                k: v
-                for k, v in kwargs.items()
-                if k in ("upgrade_timeout", "close_timeout", "max_queued_bytes")
-            },
+            **{k: v for k, v in kwargs.items() if k in _EXTRA_OPTIONS},
         )
         cfg = self.config
         shortest = min(cfg.ping_interval, cfg.ping_timeout, cfg.upgrade_timeout, cfg.close_timeout)
@@ -225,9 +216,13 @@ class AsyncServer:
                 self.logger.setLevel(logging.INFO if logger else logging.ERROR)
                 if not self.logger.handlers:
                     self.logger.addHandler(logging.StreamHandler())
+        self._refused_origins: dict[str, float] = {}  # origin -> when its refusal was last logged
+        self._refusal_flood_logged = float("-inf")
+        self._warn_unmatchable_origins()
         self.handlers: dict[str, Callable[..., Any]] = {}
         self._disconnect_takes_reason = True
-        self._core = Server(self.config)
+        # ids come from generate_id() at each handshake, so a subclass's (or a patched) one is used
+        self._core = Server(self.config, sid_generator=self._next_sid)
         self._backend: Backend | None = None
         self._clock: Callable[[], float] = anyio.current_time
         self._timer_task: Any = None
@@ -378,8 +373,57 @@ class AsyncServer:
         return session.transport.value
 
     def generate_id(self) -> str:
-        """A new unguessable session id."""
-        return self._core.sid_generator()
+        """A new unguessable session id; override it to choose the ids of new sessions."""
+        return default_sid()
+
+    def _next_sid(self) -> str:
+        sid = self.generate_id()
+        if type(sid) is not str or not sid:
+            raise TypeError(f"generate_id() must return a non-empty str, got {sid!r}")
+        return sid
+
+    def _warn_unmatchable_origins(self) -> None:
+        """Point out allowed-origin entries no browser can send: they would refuse silently."""
+        allowed = self.config.cors_allowed_origins
+        entries = (allowed,) if isinstance(allowed, str) else allowed if isinstance(allowed, tuple) else ()
+        for entry in entries:
+            problem = origin_entry_problem(entry)
+            if problem is not None:
+                self.logger.warning(
+                    "cors_allowed_origins entry %r can never match a browser's Origin header: %s",
+                    entry,
+                    problem,
+                )
+
+    def _origin_refused(self, request: Request) -> None:
+        """Log a refused origin, once per origin and interval (the core refuses only origins with 403)."""
+        origin = request.headers.get("origin", "")[:200]
+        now = self._clock()
+        seen = self._refused_origins
+        last = seen.get(origin)
+        if last is not None and now - last < _REFUSED_ORIGIN_LOG_INTERVAL:
+            return
+        if last is None and len(seen) >= _REFUSED_ORIGIN_LOG_LIMIT:
+            for key, when in list(seen.items()):
+                if now - when >= _REFUSED_ORIGIN_LOG_INTERVAL:
+                    del seen[key]
+            if len(seen) >= _REFUSED_ORIGIN_LOG_LIMIT:
+                if self._refusal_flood_logged <= now - _REFUSED_ORIGIN_LOG_INTERVAL:
+                    self._refusal_flood_logged = now
+                    self.logger.warning(
+                        "more than %d different origins refused within %d s: the others are not "
+                        "logged for now",
+                        _REFUSED_ORIGIN_LOG_LIMIT,
+                        _REFUSED_ORIGIN_LOG_INTERVAL,
+                    )
+                return
+        seen[origin] = now
+        self.logger.warning(
+            "%s is not an accepted origin. Allowed: %s (each refused origin is logged once per %d s)",
+            origin,
+            _describe_allowed(self.config.cors_allowed_origins, request),
+            _REFUSED_ORIGIN_LOG_INTERVAL,
+        )
 
     async def shutdown(self) -> None:
         """Close every session (reason: server disconnect), then stop background tasks."""
@@ -409,9 +453,17 @@ class AsyncServer:
     def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``target(*args, **kwargs)`` as a task; on asyncio an ``asyncio.Task``.
 
-        The server owns it: :meth:`shutdown` cancels it.
+        The server owns it: :meth:`shutdown` cancels it. It needs a running
+        event loop: start tasks from a handler or an ASGI startup hook, not at
+        import time.
         """
-        backend = self._ensure_backend()
+        backend = self._loop_backend()
+        if backend is None:
+            raise RuntimeError(
+                "start_background_task() needs a running event loop: call it from a handler "
+                "(connect, message...), from a coroutine, or from a startup hook such as "
+                "ASGIApp(on_startup=...), not at import time"
+            )
 
         async def run() -> Any:
             result = target(*args, **kwargs)
@@ -426,16 +478,29 @@ class AsyncServer:
         await anyio.sleep(seconds)
 
     def create_queue(self, *args: Any, **kwargs: Any) -> Any:
-        """A queue for this loop (``asyncio.Queue`` on asyncio)."""
-        return self._ensure_backend().create_queue(*args, **kwargs)
+        """A queue for this loop: ``asyncio.Queue`` on asyncio and outside any loop
+        (at import time, as python-engineio allows), a queue with its methods on trio."""
+        return (self._loop_backend() or NO_LOOP).create_queue(*args, **kwargs)
 
     def get_queue_empty_exception(self) -> type[Exception]:
-        """The exception ``get_nowait`` raises on an empty queue of :meth:`create_queue`."""
-        return self._ensure_backend().queue_empty_exception()
+        """The exception ``get_nowait`` raises on an empty queue of :meth:`create_queue`
+        (``asyncio.QueueEmpty`` on asyncio and outside any loop)."""
+        return (self._loop_backend() or NO_LOOP).queue_empty_exception()
 
     def create_event(self, *args: Any, **kwargs: Any) -> Any:
-        """An event for this loop (``asyncio.Event`` on asyncio)."""
-        return self._ensure_backend().create_event(*args, **kwargs)
+        """An event for this loop: ``asyncio.Event`` on asyncio and outside any loop
+        (at import time), an event with its methods on trio."""
+        return (self._loop_backend() or NO_LOOP).create_event(*args, **kwargs)
+
+    def _loop_backend(self) -> Backend | None:
+        """The backend of the running loop, or ``None`` when no loop runs (import time)."""
+        if self._backend is not None:
+            return self._backend
+        try:
+            sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            return None
+        return self._ensure_backend()
 
     def attach(self, app: Any, engineio_path: str = "engine.io") -> Any:
         """Return an ASGI app that serves Engine.IO at ``engineio_path`` and ``app`` elsewhere.
@@ -732,6 +797,8 @@ class AsyncServer:
         request = request_from_scope(scope)
         route = core.route(request, clock())
         if isinstance(route, Response):
+            if route.status == 403:
+                self._origin_refused(request)
             await _respond(send, route)
             return
         kind = route.kind
@@ -901,6 +968,8 @@ class AsyncServer:
         request = request_from_scope(scope)
         route = core.route(request, clock(), websocket=True)
         if isinstance(route, Response):
+            if route.status == 403:
+                self._origin_refused(request)
             await _deny(scope, send, route)
             return None
         conn = _WSConn(send)
@@ -934,6 +1003,49 @@ def _wake_held_poll(session: Session) -> None:
     rt: _SessionRT | None = session.runtime
     if rt is not None and rt.poll_waker is not None:
         rt.poll_waker.wake()
+
+
+def _check_api_options(
+    async_mode: Any, logger: Any, json: Any, async_handlers: Any, monitor_clients: Any
+) -> None:
+    """python-engineio's own options; the protocol's are checked by ``ServerConfig``."""
+    if async_mode not in (None, "asgi"):
+        raise ValueError(
+            f"async_mode {async_mode!r} is not available: engineio_asgi is an ASGI-only "
+            "server. Use async_mode='asgi' (or leave it out) and serve "
+            "engineio_asgi.ASGIApp(server) with an ASGI server such as uvicorn, "
+            "hypercorn or granian."
+        )
+    if not isinstance(logger, bool) and not all(callable(getattr(logger, m, None)) for m in _LOGGER_METHODS):
+        raise TypeError(
+            "logger must be True, False or a logging.Logger-like object (with "
+            f"{', '.join(_LOGGER_METHODS)} methods), got {logger!r}"
+        )
+    if json is not None and not (
+        callable(getattr(json, "dumps", None)) and callable(getattr(json, "loads", None))
+    ):
+        raise TypeError(f"json must be a module or object with dumps() and loads(), like json, got {json!r}")
+    if not isinstance(async_handlers, bool):
+        raise TypeError(f"async_handlers must be True or False, got {async_handlers!r}")
+    if monitor_clients is not None and not isinstance(monitor_clients, bool):
+        raise TypeError(f"monitor_clients must be True, False or None, got {monitor_clients!r}")
+
+
+def _environ_of(request: Request) -> dict[str, Any]:
+    """The second argument of a two-argument CORS callable: python-engineio's environ."""
+    return build_environ(request.extra)
+
+
+def _describe_allowed(allowed: Any, request: Request) -> str:
+    """``cors_allowed_origins`` in a log line about a refusal."""
+    if allowed is None:
+        return f"same origin only ({', '.join(own_origins(request))})"
+    if callable(allowed):
+        return f"refused by the cors_allowed_origins callable {getattr(allowed, '__qualname__', allowed)!r}"
+    if isinstance(allowed, str):
+        return f"cors_allowed_origins={allowed!r}"
+    shown = ", ".join(repr(o) for o in allowed[:10])
+    return f"cors_allowed_origins=[{shown}{', ...' if len(allowed) > 10 else ''}]"
 
 
 def _accepts_args(fn: Callable[..., Any], n: int) -> bool:
