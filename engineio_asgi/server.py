@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json as _stdlib_json
 import logging
@@ -59,6 +60,7 @@ _WEBSOCKET = Transport.WEBSOCKET
 _R_HANDSHAKE = RouteKind.HANDSHAKE
 _R_POLL = RouteKind.POLL
 _R_POST = RouteKind.POST
+_R_IGNORE = RouteKind.IGNORE
 
 _JSON_START = frozenset('{["tfnNI- \t\r\n')  # first characters JSON text can start with (not digits)
 # The timer driver wakes this long after a deadline, so that the deadlines of many
@@ -298,7 +300,7 @@ class AsyncServer:
         if session.transport is _WEBSOCKET:
             await self._flush(session)
         else:
-            _wake_held_poll(session)
+            _wake_held_poll(self._core, session)
 
     def _write_failed(self, session: Session, ws: WebSocket, conn: _WSConn, exc: BaseException) -> None:
         self.logger.info("sid %s: websocket write failed (%s)", session.sid, exc)
@@ -605,7 +607,7 @@ class AsyncServer:
             kind = type(ev)
             if kind is TransportWritable:
                 session = ev.session
-                _wake_held_poll(session)
+                _wake_held_poll(self._core, session)
                 if session.transport is _WEBSOCKET:
                     ws = session.ws
                     conn = ws.runtime if ws is not None else None
@@ -616,7 +618,7 @@ class AsyncServer:
 
     async def _flush(self, session: Session) -> None:
         """Move what the session has queued onto its transport."""
-        _wake_held_poll(session)
+        _wake_held_poll(self._core, session)
         if session.transport is not _WEBSOCKET:
             return
         ws = session.ws
@@ -805,6 +807,7 @@ class AsyncServer:
         if kind is _R_POLL:
             response = core.poll(route, request)
             if response is None:
+                self._timer_changed()  # a GET held during an upgrade has a deadline
                 response = await self._hold_poll(route, request, receive)
                 if response is None:
                     return
@@ -972,6 +975,11 @@ class AsyncServer:
                 self._origin_refused(request)
             await _deny(scope, send, route)
             return None
+        if route.kind is _R_IGNORE:  # a second websocket for an upgraded session
+            with contextlib.suppress(Exception):  # a client already gone changes nothing
+                await send({"type": "websocket.accept"})
+                await send({"type": "websocket.close", "code": WS_CLOSE_NORMAL})
+            return None
         conn = _WSConn(send)
         if route.kind is _R_HANDSHAKE:
             session = core.open_session(route, clock())
@@ -998,10 +1006,10 @@ class AsyncServer:
         return ws
 
 
-def _wake_held_poll(session: Session) -> None:
-    """Answer the session's held GET, if one is waiting: the core has something for it."""
+def _wake_held_poll(core: Server, session: Session) -> None:
+    """Answer the session's held GET, if one is waiting and the core has something for it."""
     rt: _SessionRT | None = session.runtime
-    if rt is not None and rt.poll_waker is not None:
+    if rt is not None and rt.poll_waker is not None and core.poll_ready(session):
         rt.poll_waker.wake()
 
 

@@ -44,6 +44,16 @@ WS_CLOSE_NORMAL = 1000
 WS_CLOSE_PROTOCOL = 1002
 WS_CLOSE_POLICY = 1008
 WS_CLOSE_TOO_BIG = 1009
+UPGRADE_POLL_GRACE = 0.1
+"""How long a GET that arrives during an upgrade waits before it is answered.
+
+A client that sends ``5`` on its probe and then a GET has left polling, but the
+two travel on different connections and the GET can be read first. Holding it
+this long lets the probe's frames, already in the server's hands, be read
+before the GET is answered (with 400 once the upgrade is complete). A client
+whose GET crossed ``3probe`` on the wire gets its NOOP this much later; Node's
+engine.io answers such a GET at its 100 ms upgrade check as well.
+"""
 
 _OK_BODY = b"ok"
 _OK_HEADERS: Headers = [(b"content-type", b"text/html")]
@@ -81,6 +91,9 @@ class RouteKind(enum.Enum):
     POST = "post"
     UPGRADE = "upgrade"
     PREFLIGHT = "preflight"
+    IGNORE = "ignore"
+    """A websocket for a session already upgrading or upgraded: accept it, then
+    close it at once with ``WS_CLOSE_NORMAL``; the session is not touched."""
 
 
 _R_HANDSHAKE = RouteKind.HANDSHAKE
@@ -88,6 +101,7 @@ _R_POLL = RouteKind.POLL
 _R_POST = RouteKind.POST
 _R_UPGRADE = RouteKind.UPGRADE
 _R_PREFLIGHT = RouteKind.PREFLIGHT
+_R_IGNORE = RouteKind.IGNORE
 
 
 class Route:
@@ -197,6 +211,12 @@ class Server:
             session.pong_deadline = INF  # not monitoring: never time out; the next pong restarts pings
         if session.upgrade_deadline <= now:
             self._abort_upgrade(session)
+        if session.poll_embargo <= now:
+            session.poll_embargo = INF
+            if session.probe is not None and session.probe.probed:
+                session.noop_pending = True
+            if session.poll_held and (session.outbox or session.noop_pending):
+                self.events.append(TransportWritable(session))
         if session.next_ping <= now:
             session.next_ping = INF
             session.pong_deadline = now + self._pong_wait
@@ -256,11 +276,11 @@ class Server:
         if session.codec is not codec:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "protocol version changed")
         if websocket:
-            if (
-                session.transport is not _POLLING
-                or session.state is not _OPEN
-                or not self.config.allow_upgrades
-            ):
+            if session.transport is _WEBSOCKET or session.state is _UPGRADING:
+                # Node's engine.io accepts and closes such a websocket; a refused
+                # handshake would read as an error to the client, not as a close
+                return Route(_R_IGNORE, transport, session, codec, cors)
+            if session.state is not _OPEN or not self.config.allow_upgrades:
                 raise ProtocolError(ErrorCode.BAD_REQUEST, "upgrade not possible")
             return Route(_R_UPGRADE, transport, session, codec, cors)
         if session.transport is not _POLLING:
@@ -404,13 +424,17 @@ class Server:
 
     # --- long polling ------------------------------------------------------
 
-    def poll(self, route: Route, request: Request) -> Response | None:
+    def poll(self, route: Route, request: Request, now: float | None = None) -> Response | None:
         """A GET: the response now if packets are ready, else ``None`` (hold the poll).
 
-        A held poll is answered through :meth:`poll_response` once the runtime
-        sees a :class:`TransportWritable` or :class:`SessionClosed` for the
-        session, or dropped with :meth:`poll_abandoned` if the client leaves.
-        A second concurrent GET closes the session and gets a 400.
+        A held poll is answered through :meth:`poll_response` once
+        :meth:`poll_ready` says so after a :class:`TransportWritable` or
+        :class:`SessionClosed` for the session, or dropped with
+        :meth:`poll_abandoned` if the client leaves. A second concurrent GET
+        closes the session and gets a 400. A GET that arrives while the
+        session is upgrading is always held, for at least
+        :data:`UPGRADE_POLL_GRACE`; if the upgrade completes meanwhile it is
+        answered 400, as any GET after the upgrade is.
         """
         session = route.session
         assert session is not None
@@ -419,22 +443,39 @@ class Server:
             return error_response(ProtocolError(ErrorCode.BAD_REQUEST, "concurrent poll"), route.cors)
         if session.state is _CLOSED:
             return error_response(ProtocolError(ErrorCode.UNKNOWN_SID), route.cors)
-        if session.outbox or session.noop_pending or self._probe_waiting(session):
+        if session.state is _UPGRADING:
+            session.poll_held = True
+            session.poll_embargo = (self._last_now if now is None else now) + UPGRADE_POLL_GRACE
+            self._schedule(session)
+            return None
+        if session.outbox or session.noop_pending:
             return self._payload_response(session, route, request)
         session.poll_held = True
         return None
 
     def poll_ready(self, session: Session) -> bool:
         """Whether a held poll has something to answer with now."""
-        return bool(session.outbox) or session.noop_pending or session.state is _CLOSED
+        if session.state is _CLOSED:
+            return True
+        if session.poll_embargo != INF and session.transport is _POLLING:
+            return False
+        return bool(session.outbox) or session.noop_pending
 
     def poll_response(self, route: Route, request: Request) -> Response:
         """Answer a held poll with whatever is queued (or a NOOP, or nothing left)."""
         session = route.session
         assert session is not None
         session.poll_held = False
-        if session.transport is not _POLLING:
-            # upgraded while this poll was held: it ends with a NOOP, packets go on the websocket
+        if session.poll_embargo != INF:
+            session.poll_embargo = INF
+            if session.transport is not _POLLING:
+                # sent after the client's 5 (see UPGRADE_POLL_GRACE): the session left polling
+                session.noop_pending = False
+                return error_response(ProtocolError(ErrorCode.BAD_REQUEST, "session upgraded"), route.cors)
+        if session.transport is not _POLLING or (session.probe is not None and session.probe.probed):
+            # upgraded, or the probe answered (the client is leaving polling): the poll
+            # ends with a NOOP; packets wait for the websocket, or the next poll if the
+            # upgrade fails
             session.noop_pending = False
             headers: Headers = [TEXT_PLAIN]
             headers.extend(route.cors)
@@ -444,10 +485,7 @@ class Server:
     def poll_abandoned(self, session: Session) -> None:
         """The client of a held poll went away; nothing was taken from the queue."""
         session.poll_held = False
-
-    def _probe_waiting(self, session: Session) -> bool:
-        probe = session.probe
-        return probe is not None and probe.probed
+        session.poll_embargo = INF
 
     def _payload_response(self, session: Session, route: Route, request: Request) -> Response:
         outbox = session.outbox
@@ -743,7 +781,7 @@ class Server:
 
     def _drop(self, session: Session) -> None:
         session.set_state(_CLOSED)
-        session.upgrade_deadline = session.close_deadline = INF
+        session.upgrade_deadline = session.close_deadline = session.poll_embargo = INF
         session.next_ping = session.pong_deadline = INF
         session.heap_deadline = INF  # its timer entries are stale from now on
         self.sessions.pop(session.sid, None)

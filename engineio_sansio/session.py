@@ -108,6 +108,7 @@ class Session:
         "outbox",
         "queued_bytes",
         "poll_held",
+        "poll_embargo",
         "post_active",
         "noop_pending",
         "ws",
@@ -129,6 +130,9 @@ class Session:
         self.outbox: list[Packet] = []  # small, and far lighter than a deque per session
         self.queued_bytes = 0
         self.poll_held = False
+        # A GET that arrives during an upgrade is not answered before this time (see
+        # Server.poll); INF when no such GET is held.
+        self.poll_embargo = INF
         self.post_active = False
         self.noop_pending = False
         self.ws: WebSocket | None = None
@@ -159,7 +163,9 @@ class Session:
 
     def deadline(self) -> float:
         """The earliest time this session needs the clock."""
-        return min(self.next_ping, self.pong_deadline, self.upgrade_deadline, self.close_deadline)
+        return min(
+            self.next_ping, self.pong_deadline, self.upgrade_deadline, self.close_deadline, self.poll_embargo
+        )
 
     def __repr__(self) -> str:
         return f"<Session {self.sid} {self.state.value} {self.transport.value}>"

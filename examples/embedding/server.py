@@ -68,6 +68,7 @@ from engineio_sansio import (
     WebSocket,
     parse_query,
 )
+from engineio_sansio.server import WS_CLOSE_NORMAL
 
 log = logging.getLogger("embedding")
 
@@ -192,7 +193,7 @@ class Runtime:
     def _wake(self, session: Session) -> None:
         """The session has something to send: answer its held poll, or flush its websocket."""
         state: SessionState | None = session.runtime
-        if state is not None and state.poll_event is not None:
+        if state is not None and state.poll_event is not None and self.core.poll_ready(session):
             state.poll_event.set()
         if session.transport is Transport.WEBSOCKET and session.ws is not None:
             conn: WSConn | None = session.ws.runtime
@@ -385,6 +386,8 @@ class Runtime:
             ws = session.ws
             assert ws is not None
             extra = core.handshake_headers(session)
+        elif route.kind is RouteKind.IGNORE:  # a second websocket for an upgraded session
+            ws = None
         else:  # RouteKind.UPGRADE: a probe for a polling session
             ws = core.attach_probe(route, self.now())
         headers = [
@@ -396,10 +399,16 @@ class Runtime:
         try:
             await stream.send(http.send(h11.InformationalResponse(status_code=101, headers=headers)))
         except _NETWORK_ERRORS:
-            core.websocket_closed(ws, self.now())
-            self.pump()
+            if ws is not None:
+                core.websocket_closed(ws, self.now())
+                self.pump()
             return True
         trailing, _ = http.trailing_data
+        if ws is None:  # accepted only to be closed at once
+            proto = WSProtocol(ConnectionType.SERVER, trailing_data=trailing)
+            with contextlib.suppress(*_NETWORK_ERRORS):
+                await stream.send(proto.send(CloseConnection(code=WS_CLOSE_NORMAL)))
+            return True
         conn = ws.runtime = WSConn(stream, trailing)
         if ws.upgraded:
             conn.push("flush")  # the OPEN packet is already queued

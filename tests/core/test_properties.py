@@ -39,6 +39,8 @@ from engineio_sansio import (
     TransportWritable,
     V4Codec,
 )
+from engineio_sansio.server import UPGRADE_POLL_GRACE
+from engineio_sansio.session import INF
 
 from .client_model import Client, Hub, decode_poll_body
 
@@ -396,6 +398,11 @@ class SessionMachine(RuleBasedStateMachine):
             return f"{who}{self.seq} é€😀"
         return f"{who}{self.seq}"
 
+    def during_upgrade_grace(self) -> bool:
+        """A GET that arrived during an upgrade, held for UPGRADE_POLL_GRACE."""
+        c = self.client
+        return c is not None and c.session is not None and c.session.poll_embargo != INF
+
     def state(self) -> SessionState | None:
         c = self.client
         return None if c is None or c.session is None else c.session.state
@@ -566,7 +573,11 @@ class SessionMachine(RuleBasedStateMachine):
             r = c.route(req, websocket=True)
         if self.timer_behind and probe is not None and probe.close_codes:
             return  # the request found the first probe timed out: a new one may start
-        assert isinstance(r, Response) and r.status == 400, f"a second websocket for one sid: {r!r}"
+        if isinstance(r, Response):  # the session has ended (or timed out, found by the route)
+            assert r.status == 400 and (self.timer_behind or not self.live()), f"a second websocket: {r!r}"
+            return
+        # accepted and closed at once (as Node's engine.io does), the session untouched
+        assert r.kind is RouteKind.IGNORE, f"a second websocket: {r!r}"
 
     @precondition(lambda self: self.probing() and not self.c().probe_answered)
     @rule()
@@ -575,7 +586,7 @@ class SessionMachine(RuleBasedStateMachine):
         with self.closes():
             c.send_probe()
         assert c.probe is not None and c.probe_answered, "2probe must be answered with 3probe"
-        if not self.hub.slow_polls:
+        if not self.hub.slow_polls and not self.during_upgrade_grace():
             assert c.held is None, "a held GET ends once the probe is answered"
 
     @precondition(lambda self: self.probing() and not self.c().probe_answered)
@@ -617,7 +628,8 @@ class SessionMachine(RuleBasedStateMachine):
     )
     def end_session(self, how: str) -> None:
         c = self.c()
-        held = c.held is not None
+        # a GET held during an upgrade's grace may have packets queued before the CLOSE
+        held = c.held is not None and c.session is not None and not c.session.outbox
         if how == "server close":
             if not self.live():
                 return
@@ -709,6 +721,8 @@ class SessionMachine(RuleBasedStateMachine):
             self.hub.pump()
             if not c.on_websocket:
                 for _ in range(50):
+                    if c.held is not None and self.during_upgrade_grace():
+                        self.hub.advance(UPGRADE_POLL_GRACE)  # the one wait a GET is given
                     if c.held is not None or not c.alive:
                         break
                     resp = c.poll()
@@ -721,7 +735,9 @@ class SessionMachine(RuleBasedStateMachine):
         self.hub.slow_polls = slow
         session = c.session
         assert session is not None
-        if session.state in (SessionState.OPEN, SessionState.UPGRADING):
+        probed = session.probe is not None and session.probe.probed
+        if session.state is SessionState.OPEN or (session.state is SessionState.UPGRADING and not probed):
+            # (once the probe is answered, queued packets wait for the websocket)
             assert c.messages == self.app_sent[session.sid], "an open session has not delivered everything"
         if session.reason is R.SERVER_DISCONNECT and not c.refused:
             assert c.got_close, "a server disconnect reaches a client that keeps polling"

@@ -30,6 +30,7 @@ from engineio_sansio import (
     Transport,
     TransportWritable,
 )
+from engineio_sansio.server import UPGRADE_POLL_GRACE
 
 from .client_model import Client, Hub, client_payload, decode_poll_body, error_json, msg
 
@@ -352,15 +353,6 @@ def test_upgrade_sequence() -> None:
     assert reasons(hub, c) == []
 
 
-def test_poll_during_probe_is_answered_at_once() -> None:
-    _hub, c = polling()
-    c.start_upgrade()
-    c.send_probe()
-    resp = c.poll()
-    assert resp is not None, "a GET after 2probe must not be held: the client is about to upgrade"
-    assert last_poll(c) == NOOP
-
-
 def test_packets_sent_during_the_upgrade_are_not_lost_or_reordered() -> None:
     hub, c = polling()
     s = c.session
@@ -369,9 +361,13 @@ def test_packets_sent_during_the_upgrade_are_not_lost_or_reordered() -> None:
     hub.app_send(s, b"a2")
     c.start_upgrade()
     hub.app_send(s, "a3")  # queued while the probe is attached
-    assert c.poll() is not None  # polling still carries the session: a1..a3
+    assert c.poll() is None  # a GET during an upgrade waits for the grace first
+    hub.advance(UPGRADE_POLL_GRACE)
+    assert c.held is None  # polling still carries the session: a1..a3
     assert c.poll() is None
-    hub.app_send(s, "a4")  # answers the held poll
+    hub.app_send(s, "a4")
+    hub.advance(UPGRADE_POLL_GRACE)  # the held poll takes it once its grace is over
+    assert c.held is None
     c.send_probe()
     for i in range(5, 25):  # more than one poll's worth, none of it polled
         hub.app_send(s, f"a{i}")
@@ -429,20 +425,82 @@ def test_upgrade_timeout_without_probe_frame() -> None:
     assert c.session is not None and c.session.state is SessionState.OPEN
 
 
-def test_second_websocket_for_the_same_sid_is_refused() -> None:
+def test_second_websocket_for_the_same_sid_is_ignored() -> None:
+    """The official suite: "ignores WebSocket connection with same sid after upgrade":
+    such a websocket is accepted and closed at once; the session does not notice."""
     hub, c = polling()
     c.start_upgrade()
     probe = c.probe
-    second = c.start_upgrade()
-    assert isinstance(second, Response) and second.status == 400, "a second websocket while upgrading"
-    assert probe is not None and probe.open, "the refusal leaves the first probe alone"
+    second = c.route(c.make_request("GET", transport="websocket"), websocket=True)
+    assert isinstance(second, Route) and second.kind is RouteKind.IGNORE, "a second websocket while upgrading"
+    assert probe is not None and probe.open, "it leaves the first probe alone"
     c.send_probe()
     assert c.probe_answered
     c.complete_upgrade()
-    third = c.start_upgrade()
-    assert isinstance(third, Response) and third.status == 400, "a websocket after the upgrade"
+    third = c.route(c.make_request("GET", transport="websocket"), websocket=True)
+    assert isinstance(third, Route) and third.kind is RouteKind.IGNORE, "a websocket after the upgrade"
     assert c.ws is not None and c.ws.open and reasons(hub, c) == []
     assert c.send_frame("4still") == "still"
+
+
+def test_websocket_with_the_sid_of_a_closing_polling_session_is_refused() -> None:
+    hub, c = polling()
+    assert c.session is not None
+    hub.app_close(c.session)  # lingers in CLOSING until its next poll takes the CLOSE packet
+    r = c.route(c.make_request("GET", transport="websocket"), websocket=True)
+    assert isinstance(r, Response) and r.status == 400
+
+
+@pytest.mark.parametrize("read_after", ["attach", "2probe"])
+def test_get_racing_the_upgrade_packet_gets_400(read_after: str) -> None:
+    """The official suite sends ``2probe`` and ``5`` and at once a GET; the GET can be
+    read before the probe's frames. Held during the upgrade, it gets 400 once ``5`` is
+    read, and the websocket carries on."""
+    hub, c = polling()
+    c.start_upgrade()
+    assert c.probe is not None and c.session is not None
+    if read_after == "2probe":
+        c.send_probe()
+    assert c.poll() is None, "a GET during an upgrade is held"
+    if read_after == "attach":
+        c.send_probe()
+    assert c.held is not None, "answering 2probe does not end a GET that arrived during the upgrade"
+    c.complete_upgrade()
+    assert c.held is None and c.poll_responses[-1].status == 400
+    assert err(c.poll_responses[-1])["code"] == 3
+    assert c.send_frame("4hello") == "hello" and reasons(hub, c) == []
+
+
+def test_get_after_3probe_is_answered_with_noop_after_the_grace() -> None:
+    """A GET that crossed ``3probe`` on the wire: held for UPGRADE_POLL_GRACE, then a
+    NOOP (the client will send ``5`` only once it has its answer); a packet queued
+    meanwhile waits for the websocket."""
+    hub, c = polling(ServerConfig(ping_interval=100, ping_timeout=50))
+    c.start_upgrade()
+    c.send_probe()
+    assert c.session is not None
+    assert c.poll() is None
+    hub.app_send(c.session, "later")
+    hub.advance(UPGRADE_POLL_GRACE * 0.9)
+    assert c.held is not None, "answered before the grace"
+    hub.advance(UPGRADE_POLL_GRACE * 0.2)
+    assert c.held is None and last_poll(c) == NOOP
+    c.complete_upgrade()
+    assert c.messages == ["later"], "the packet queued during the upgrade went on the websocket"
+
+
+def test_get_during_upgrade_when_the_probe_fails_becomes_an_ordinary_poll() -> None:
+    hub, c = polling(ServerConfig(ping_interval=100, ping_timeout=50, upgrade_timeout=1.0))
+    c.start_upgrade()
+    probe = c.probe
+    assert c.session is not None and probe is not None
+    assert c.poll() is None
+    hub.advance(UPGRADE_POLL_GRACE * 2)
+    assert c.held is not None, "nothing to answer with: the GET stays held"
+    hub.advance(1.0)  # the probe times out
+    assert probe.close_codes
+    hub.app_send(c.session, "x")
+    assert c.held is None and c.messages == ["x"]
 
 
 def test_upgrade_packet_before_probe_is_refused() -> None:
