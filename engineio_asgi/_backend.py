@@ -1,6 +1,6 @@
 """The little that differs between asyncio and trio, chosen per running loop.
 
-The seed's API promises asyncio objects on asyncio (``start_background_task``
+python-engineio's API promises asyncio objects on asyncio (``start_background_task``
 returns an ``asyncio.Task``, ``create_queue`` an ``asyncio.Queue``); on trio
 the same calls return objects with the same methods. Everything else in the
 package is plain anyio.
@@ -73,7 +73,7 @@ class Backend:
 
 
 class AsyncioBackend(Backend):
-    """asyncio: real ``asyncio`` tasks, events and queues, as the seed documents."""
+    """asyncio: real ``asyncio`` tasks, events and queues, as python-engineio documents."""
 
     name = "asyncio"
 

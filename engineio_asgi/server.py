@@ -47,7 +47,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _json: Any = _stdlib_json
-"""The process-wide JSON module (the seed's ``json`` option)."""
+"""The process-wide JSON module (python-engineio's ``json`` option)."""
 
 default_logger = logging.getLogger("engineio_asgi.server")
 _EXTRA_OPTIONS = ("upgrade_timeout", "close_timeout", "max_queued_bytes")  # the project's own options
@@ -74,7 +74,7 @@ _GONE: Any = object()  # the client left before the body was complete
 _OPEN = SessionState.OPEN
 
 
-class reason:  # noqa: N801 - the seed's name
+class reason:  # noqa: N801 - python-engineio's name
     """Disconnection reasons, as python-engineio spells them."""
 
     CLIENT_DISCONNECT = CloseReason.CLIENT_DISCONNECT.value
@@ -149,7 +149,7 @@ class AsyncServer:
     """An Engine.IO server for ASGI, on asyncio or trio.
 
     The constructor takes python-engineio's options (see the project docs for
-    each); unknown keyword arguments are ignored, as the seed says. Serve it
+    each); unknown keyword arguments are ignored, as in python-engineio. Serve it
     with :class:`engineio_asgi.ASGIApp`.
     """
 
@@ -256,7 +256,7 @@ class AsyncServer:
         set_handler(handler)
         return None
 
-    # --- the seed's coroutine API ----------------------------------------------
+    # --- python-engineio's coroutine API ------------------------------------
 
     async def send(self, sid: str, data: Any) -> None:
         """Send a message: ``str``, ``bytes``, or a list/dict (sent as JSON).

@@ -433,7 +433,7 @@ class Server:
         :meth:`poll_abandoned` if the client leaves. A second concurrent GET
         closes the session and gets a 400. A GET that arrives while the
         session is upgrading is always held, for at least
-        :data:`UPGRADE_POLL_GRACE`; if the upgrade completes meanwhile it is
+        ``UPGRADE_POLL_GRACE``; if the upgrade completes meanwhile it is
         answered 400, as any GET after the upgrade is.
         """
         session = route.session
