@@ -70,7 +70,15 @@ _TIMER_SLACK_MIN = 0.001
 _TIMER_SLACK_MAX = 0.05
 _CLIENT_CLOSE_GRACE = 1.0  # seconds a client gets to close its websocket after a CLOSE packet
 WS_CLOSE_NORMAL = 1000
+# The close code uvicorn gives every websocket when it stops (all three of its
+# websocket implementations). Browsers cannot send it (they may only send 1000 and
+# 3000-4999) and Engine.IO clients do not, so it is read as "the server went away".
+WS_CLOSE_SERVICE_RESTART = 1012
 _GONE: Any = object()  # the client left before the body was complete
+# How a websocket's reader ended, as far as a stopping ASGI server goes
+_NOT_STOPPED: Any = object()
+_STOPPED_CLOSED: Any = object()  # closed with 1012: nothing more can be sent
+_STOPPED_CANCELLED: Any = object()  # the connection's task cancelled: it is still open
 _OPEN = SessionState.OPEN
 
 
@@ -906,6 +914,7 @@ class AsyncServer:
         clock = self._clock
         conn: _WSConn = ws.runtime
         conn.reader = self._backend.waker()  # type: ignore[union-attr]
+        stopped = _NOT_STOPPED  # whether (and how) the ASGI server ended it by stopping
         try:
             with conn.reader:
                 sid = ws.session.sid
@@ -923,6 +932,8 @@ class AsyncServer:
                     # specializes a comparison whose jump needs no extended argument)
                     if message["type"] != "websocket.receive":
                         if message["type"] == "websocket.disconnect":
+                            if message.get("code") == WS_CLOSE_SERVICE_RESTART:
+                                stopped = _STOPPED_CLOSED
                             break
                         continue
                     try:
@@ -947,6 +958,12 @@ class AsyncServer:
                             await call(handler, sid, data)
                     if core.events:
                         await self._drain_events()
+        except anyio.get_cancelled_exc_class():
+            # Our own wake-ups end quietly at the waker: a cancellation that gets here
+            # is the ASGI server's, which cancels connections only when it stops
+            # (hypercorn after its graceful timeout, uvicorn after its own).
+            stopped = _STOPPED_CANCELLED
+            raise
         finally:
             conn.reader = None
             conn.in_receive = False
@@ -956,10 +973,35 @@ class AsyncServer:
                 with anyio.CancelScope(shield=True):
                     await self._send_close(conn)
             if not ws.closed:
-                core.websocket_closed(ws, clock())
+                if stopped is _NOT_STOPPED:
+                    core.websocket_closed(ws, clock())
+                else:
+                    with anyio.CancelScope(shield=True):
+                        await self._server_stopped(ws, stopped is _STOPPED_CANCELLED)
             if core.events:
                 with anyio.CancelScope(shield=True):
                     await self._drain_events()
+
+    async def _server_stopped(self, ws: WebSocket, still_open: bool) -> None:
+        """The ASGI server ended this websocket because it is stopping: a server disconnect.
+
+        What is possible depends on the server (docs/deployment.md has the table):
+        uvicorn closes every websocket with 1012 at once and its transport is gone,
+        so the reason is all that can be set; hypercorn cancels the connection's task
+        after its graceful timeout while the websocket is still open, so the client
+        still gets the CLOSE packet and a close frame (bounded: the process is
+        going away). A close with 1001 is not taken as a stop: browsers send it
+        when a page goes away, and no server we run sends it when stopping.
+        """
+        core = self._core
+        if ws.upgraded:  # a probe's end is not the session's
+            core.close(ws.session, self._clock())  # reason server disconnect, CLOSE queued
+            if still_open:
+                with anyio.move_on_after(_CLIENT_CLOSE_GRACE):
+                    # the disconnect handler, then the CLOSE packet, then the close frame
+                    await self._drain_events()
+        if not ws.closed:
+            core.websocket_closed(ws, self._clock())
 
     async def _accept_websocket(self, scope: Scope, receive: Receive, send: Send) -> WebSocket | None:
         """Route and accept a websocket; the request, route and environ die with this frame."""
