@@ -34,7 +34,7 @@ from engineio_sansio import (
     WebSocket,
 )
 from engineio_sansio.http import origin_entry_problem, own_origins
-from engineio_sansio.server import default_sid
+from engineio_sansio.routing import default_sid
 
 from ._backend import NO_LOOP, Backend, get_backend
 from .environ import build_environ, request_from_scope

@@ -14,7 +14,7 @@ from .events import (
     SessionClosed,
     TransportWritable,
 )
-from .http import Request, Response, parse_query
+from .message import Request, Response, parse_query
 from .packet import CODECS, Codec, Data, Packet, PacketType, V4Codec
 from .server import Route, RouteKind, Server
 from .session import CloseReason, IllegalTransition, Session, SessionState, Transport, WebSocket

@@ -6,18 +6,16 @@ import inspect
 import math
 import numbers
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence, Union
 
-if TYPE_CHECKING:
-    from .http import Request
+from .cookie import CookieOption, validate_cookie
+from .message import Request
 
 __all__ = ["CookieOption", "CorsOrigins", "ServerConfig", "cors_callable_takes_request"]
 
 CorsOrigins = Union[None, str, Sequence[str], Callable[..., Any]]
 """``None`` (same origin), ``'*'``, one origin, a list (``[]`` disables CORS), or a predicate."""
 
-CookieOption = Union[None, str, Mapping[str, Any]]
-"""``None``, a cookie name, or a dict with ``name`` and attributes."""
 
 VALID_TRANSPORTS = ("polling", "websocket")
 
@@ -122,8 +120,6 @@ def _cookie(value: Any) -> CookieOption:
                 f"cookie: attribute {key!r} must be a str, a number, a bool or a callable "
                 f"returning one, got {attr!r}"
             )
-    from .http import validate_cookie
-
     try:
         validate_cookie(value)
     except ValueError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["ErrorCode", "ProtocolError"]
+__all__ = ["ErrorCode", "LocalProtocolError", "ProtocolError"]
 
 
 class ErrorCode(enum.IntEnum):
@@ -46,3 +46,8 @@ class ProtocolError(Exception):
     def message(self) -> str:
         """The short, fixed message for the JSON body (never echoes client input)."""
         return _MESSAGES[self.code]
+
+
+class LocalProtocolError(RuntimeError):
+    """The runtime used the core wrongly: a call out of order, or with a request of the
+    wrong kind. A bug in the caller, never caused by what a client sent."""

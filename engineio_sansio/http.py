@@ -1,14 +1,15 @@
-"""HTTP policy as pure functions: requests, responses, CORS, cookies, compression."""
+"""HTTP policy as pure functions: error responses, CORS, compression (and the cookie, from cookie.py)."""
 
 from __future__ import annotations
 
 import json
 import zlib
-from typing import Any, Callable, Iterable, Mapping, Sequence
-from urllib.parse import unquote_plus
+from typing import Callable, Iterable, Sequence
 
-from .config import CookieOption, ServerConfig
+from .config import ServerConfig
+from .cookie import cookie_header
 from .errors import ProtocolError
+from .message import Headers, Request, Response, parse_query
 
 __all__ = [
     "Headers",
@@ -24,85 +25,6 @@ __all__ = [
     "own_origins",
     "parse_query",
 ]
-
-Headers = list[tuple[bytes, bytes]]
-
-
-class Request:
-    """An HTTP (or websocket handshake) request, reduced to what the protocol reads.
-
-    ``headers`` maps lower-case names to values (repeated headers joined with
-    ``", "``); ``scheme`` is the URL scheme the server saw (``http``, ``https``,
-    ``ws`` or ``wss``).
-    """
-
-    __slots__ = ("method", "query", "headers", "scheme", "extra")
-
-    def __init__(
-        self,
-        method: str,
-        query: Mapping[str, str],
-        headers: Mapping[str, str] | None = None,
-        scheme: str = "http",
-        extra: Any = None,
-    ) -> None:
-        self.method = method
-        self.query = query
-        self.headers = headers if headers is not None else {}
-        self.scheme = scheme
-        self.extra = extra
-        """Whatever the runtime wants callbacks to see (the ASGI layer puts its scope here)."""
-
-    def __repr__(self) -> str:
-        return f"Request({self.method!r}, {dict(self.query)!r}, scheme={self.scheme!r})"
-
-
-class Response:
-    """An HTTP response for the runtime to write as it is."""
-
-    __slots__ = ("status", "headers", "body")
-
-    def __init__(self, status: int, headers: Headers, body: bytes = b"") -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def header(self, name: bytes) -> bytes | None:
-        """The first value of header ``name`` (lower case), for tests and logs."""
-        for k, v in self.headers:
-            if k == name:
-                return v
-        return None
-
-    def __repr__(self) -> str:
-        return f"Response({self.status}, body={self.body[:60]!r})"
-
-
-def parse_query(query_string: bytes | str) -> dict[str, str]:
-    """Parse a query string; the first value of a repeated key wins."""
-    if isinstance(query_string, bytes):
-        query_string = query_string.decode("latin-1")
-    result: dict[str, str] = {}
-    if not query_string:
-        return result
-    if "%" not in query_string and "+" not in query_string:
-        # the usual Engine.IO query: nothing to unquote
-        for part in query_string.split("&"):
-            key, _, value = part.partition("=")
-            if part and key not in result:
-                result[key] = value
-        return result
-    for part in query_string.split("&"):
-        if not part:
-            continue
-        key, _, value = part.partition("=")
-        if "%" in key or "+" in key:
-            key = unquote_plus(key)
-        if "%" in value or "+" in value:
-            value = unquote_plus(value)
-        result.setdefault(key, value)
-    return result
-
 
 TEXT_PLAIN = (b"content-type", b"text/plain; charset=UTF-8")
 JSON_TYPE = (b"content-type", b"application/json")
@@ -242,55 +164,6 @@ def cors_headers(config: ServerConfig, request: Request) -> Headers | None:
 def _safe_token_list(value: str) -> bool:
     # Only header-name characters, commas and spaces are echoed back.
     return value.isascii() and all(c.isalnum() or c in "-_, " for c in value) and len(value) < 1024
-
-
-# --- cookie -----------------------------------------------------------------
-
-
-def cookie_header(cookie: CookieOption, sid: str) -> tuple[bytes, bytes] | None:
-    """The ``Set-Cookie`` header that carries the session id, if one is configured.
-
-    Attribute values may be strings, callables returning a value, or booleans
-    (``True`` writes the bare attribute, ``False`` leaves it out).
-    """
-    if cookie is None:
-        return None
-    attrs: Mapping[str, Any]
-    if isinstance(cookie, str):
-        attrs = {"name": cookie, "path": "/", "SameSite": "Lax"}
-    else:
-        attrs = cookie
-    parts = [f"{_cookie_text(attrs['name'])}={sid}"]
-    for key, value in attrs.items():
-        if key == "name":
-            continue
-        if callable(value):
-            value = value()
-        if value is False or value is None:
-            continue
-        if value is True:
-            parts.append(_cookie_text(key))
-        else:
-            parts.append(f"{_cookie_text(key)}={_cookie_text(str(value))}")
-    return (b"set-cookie", "; ".join(parts).encode("latin-1"))
-
-
-def validate_cookie(cookie: CookieOption) -> None:
-    """Raise ``ValueError`` now for cookie text that could never be written safely."""
-    if cookie is None:
-        return
-    attrs: Mapping[str, Any] = {"name": cookie} if isinstance(cookie, str) else cookie
-    for key, value in attrs.items():
-        _cookie_text(key)
-        if isinstance(value, str):
-            _cookie_text(value)
-
-
-def _cookie_text(value: Any) -> str:
-    text = str(value)
-    if any(c in text for c in ";\r\n") or not text.isprintable():
-        raise ValueError(f"cookie text {text!r} would break the Set-Cookie header")
-    return text
 
 
 # --- compression ------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from .errors import LocalProtocolError
 from .packet import Codec, Packet
 
 __all__ = [
@@ -66,7 +67,7 @@ TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
 """Every legal transition, in one table."""
 
 
-class IllegalTransition(RuntimeError):
+class IllegalTransition(LocalProtocolError):
     """A bug in the caller or the core: a transition the table does not allow."""
 
 

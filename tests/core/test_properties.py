@@ -720,12 +720,15 @@ class SessionMachine(RuleBasedStateMachine):
             c.flush()
             self.hub.pump()
             if not c.on_websocket:
+                if c.held is not None and self.during_upgrade_grace():
+                    self.hub.advance(UPGRADE_POLL_GRACE)  # the one wait a GET is given
                 for _ in range(50):
-                    if c.held is not None and self.during_upgrade_grace():
-                        self.hub.advance(UPGRADE_POLL_GRACE)  # the one wait a GET is given
                     if c.held is not None or not c.alive:
                         break
                     resp = c.poll()
+                    if resp is None and self.during_upgrade_grace():
+                        self.hub.advance(UPGRADE_POLL_GRACE)
+                        continue  # answered now, or held as an ordinary poll
                     if resp is None or resp.status != 200:
                         break
                     if decode_poll_body(resp.body) == [Packet(T.NOOP)]:

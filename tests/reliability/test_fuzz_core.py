@@ -418,6 +418,8 @@ class CoreFuzz(RuleBasedStateMachine):
             return resp
         if kind is RouteKind.POST:
             return self.post(rec, result, body, finish_post)
+        if kind is RouteKind.IGNORE:  # accepted and closed by the runtime; the core is not told
+            return None
         assert kind is RouteKind.UPGRADE
         ws = core.attach_probe(result, self.now)
         sr = SockRec(ws, rec.sid)
