@@ -1,50 +1,67 @@
 """engineio_sansio: the Engine.IO protocol as a sans-IO core.
 
-Feed it requests, bodies, websocket frames and the time; execute what it
-returns and the events it raises. It does no I/O and reads no clock.
+Tell a :class:`Server` what happened (requests, bodies, websocket frames,
+connections gone, writes done, the application's decisions, the time) and
+perform the events it hands back, in order. It does no I/O and reads no clock.
 """
 
 from .config import ServerConfig
-from .errors import ErrorCode, ProtocolError
+from .errors import ErrorCode, LocalProtocolError, ProtocolError
 from .events import (
+    AcceptWebSocket,
     CloseWebSocket,
+    ConnectRequest,
     Event,
     MessageReceived,
+    Respond,
     SendFrames,
     SessionClosed,
-    TransportWritable,
+    Upgraded,
 )
-from .message import Request, Response, parse_query
+from .message import Headers, Request, Response, parse_query
 from .packet import CODECS, Codec, Data, Packet, PacketType, V4Codec
-from .server import Route, RouteKind, Server
-from .session import CloseReason, IllegalTransition, Session, SessionState, Transport, WebSocket
+from .server import (
+    CLIENT_CLOSE_GRACE,
+    UNAUTHORIZED_BODY,
+    UPGRADE_POLL_GRACE,
+    WS_CLOSE_NORMAL,
+    WS_CLOSE_POLICY,
+    Server,
+)
+from .session import CloseReason, IllegalTransition, SessionState, Transport
 
 __all__ = [
+    "CLIENT_CLOSE_GRACE",
     "CODECS",
+    "UNAUTHORIZED_BODY",
+    "UPGRADE_POLL_GRACE",
+    "WS_CLOSE_NORMAL",
+    "WS_CLOSE_POLICY",
+    "AcceptWebSocket",
     "CloseReason",
     "CloseWebSocket",
     "Codec",
+    "ConnectRequest",
     "Data",
     "ErrorCode",
     "Event",
+    "Headers",
     "IllegalTransition",
+    "LocalProtocolError",
     "MessageReceived",
     "Packet",
     "PacketType",
     "ProtocolError",
     "Request",
+    "Respond",
     "Response",
-    "Route",
-    "RouteKind",
     "SendFrames",
     "Server",
     "ServerConfig",
-    "Session",
     "SessionClosed",
     "SessionState",
     "Transport",
-    "TransportWritable",
+    "Upgraded",
     "V4Codec",
-    "WebSocket",
     "parse_query",
 ]

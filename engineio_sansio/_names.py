@@ -1,7 +1,7 @@
 """Enum members and fixed packets as plain module globals, for the hot paths.
 
 On Python 3.11 reading an Enum member through its class goes through
-``EnumType.__getattr__``, several times the cost of reading a global; the few
+``EnumType.__getattr__``, several times the cost of reading a global; the
 functions that run per message or per request import these instead.
 """
 

@@ -1,8 +1,8 @@
 """What the parts of the server core share, declared once for the type checker.
 
-:class:`~engineio_sansio.server.Server` is assembled from one mixin per job
-(routing and handshake, long polling, websocket and upgrade, closing); each
-reads and writes the state declared here.
+:class:`~engineio_sansio.Server` is assembled from one mixin per job (routing
+and handshake, long polling, websocket and upgrade, closing); each reads and
+writes the state declared here.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from .config import ServerConfig
+from .errors import LocalProtocolError, ProtocolError
 from .events import Event
-from .session import CloseReason, Session
+from .session import CloseReason, PendingRequest, Session, WebSocket
 
 if TYPE_CHECKING:
+    from .message import Headers
     from .packet import Packet
 
 
@@ -21,9 +23,13 @@ class CoreState:
     """The server core's shared state (set up by ``Server.__init__``)."""
 
     config: ServerConfig
-    sid_generator: Callable[[], str]
-    sessions: dict[str, Session]
-    events: list[Event]
+    _sid_generator: Callable[[], str]
+    _sessions: dict[str, Session]
+    _events: list[Event]
+    _requests: dict[int, PendingRequest]  # HTTP requests not answered yet
+    _sockets: dict[int, WebSocket]  # websockets, until the runtime reports them gone
+    _answered: dict[int, Session]  # the last poll each session answered with packets
+    _next_rid: int
     _heap: list[tuple[float, int, Session]]
     _seq: Iterator[int]
     _ping_interval: float
@@ -42,7 +48,10 @@ class CoreState:
         def _run_due(self, session: Session, now: float) -> None:
             raise NotImplementedError
 
-        def _queue(self, session: Session, packet: Packet, *, event: bool = True) -> bool:
+        def _queue(self, session: Session, packet: Packet) -> bool:
+            raise NotImplementedError
+
+        def _wake(self, session: Session) -> None:
             raise NotImplementedError
 
         def _control(self, session: Session, packet: Packet, now: float) -> bool:
@@ -54,8 +63,49 @@ class CoreState:
         def _finish(self, session: Session) -> None:
             raise NotImplementedError
 
+        def _drop(self, session: Session) -> None:
+            raise NotImplementedError
+
         def _abort_upgrade(self, session: Session, code: int = 1000) -> None:
             raise NotImplementedError
 
-        def handshake_headers(self, session: Session) -> list[tuple[bytes, bytes]]:
+        def _write(self, ws: WebSocket) -> None:
             raise NotImplementedError
+
+        def _close_socket(self, ws: WebSocket, code: int) -> None:
+            raise NotImplementedError
+
+        def _answer_poll(self, session: Session) -> None:
+            raise NotImplementedError
+
+        def _respond_payload(self, rec: PendingRequest) -> None:
+            raise NotImplementedError
+
+        def _refuse_handshake(self, session: Session, body: bytes | None) -> None:
+            raise NotImplementedError
+
+        def _handshake_headers(self, session: Session) -> Headers:
+            raise NotImplementedError
+
+        def _respond_error(self, rec: PendingRequest, error: ProtocolError) -> None:
+            raise NotImplementedError
+
+        def _poll(self, rec: PendingRequest) -> None:
+            raise NotImplementedError
+
+        def _begin_post(self, rec: PendingRequest) -> None:
+            raise NotImplementedError
+
+        def _request_gone(self, rec: PendingRequest) -> None:
+            raise NotImplementedError
+
+        def _attach_probe(self, rid: int, session: Session, now: float) -> None:
+            raise NotImplementedError
+
+        def _websocket_closed(self, ws: WebSocket, now: float) -> None:
+            raise NotImplementedError
+
+    def _check_rid(self, rid: int) -> None:
+        """A request id the core never issued is the runtime's bug."""
+        if not 0 <= rid < self._next_rid:
+            raise LocalProtocolError(f"request id {rid!r} was never issued by this server")

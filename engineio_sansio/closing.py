@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import heapq
 
-from ._names import (
-    CLOSE as _CLOSE,
-)
-from ._names import (
-    CLOSED as _CLOSED,
-)
-from ._names import (
-    CLOSING as _CLOSING,
-)
-from ._names import (
-    OPENING as _OPENING,
-)
-from ._names import (
-    WEBSOCKET as _WEBSOCKET,
-)
+from ._names import CLOSE, CLOSED, CLOSING, OPENING, WEBSOCKET
 from ._state import CoreState
-from .events import CloseWebSocket, SessionClosed, TransportWritable
+from .errors import ErrorCode, ProtocolError
+from .events import SessionClosed
+from .routing import WS_CLOSE_NORMAL
 from .session import INF, CloseReason, Session
-from .websocket import WS_CLOSE_NORMAL
 
 __all__ = ["ClosingMixin"]
 
@@ -30,9 +17,32 @@ __all__ = ["ClosingMixin"]
 class ClosingMixin(CoreState):
     """Ending sessions: the close reasons, the CLOSE packet and its grace period."""
 
+    def close(self, sid: str | None, now: float) -> None:
+        """The application ends session ``sid``, or every session if ``sid`` is None.
+
+        The reason is ``server disconnect``; queued packets are still delivered,
+        then the CLOSE packet. A session that is closing already (its CLOSE
+        packet waits for a poll) ends at once; one whose handshake waits for the
+        application's decision is refused. An unknown ``sid`` is ignored.
+        """
+        self._last_now = now
+        if sid is None:
+            sessions = list(self._sessions.values())
+        else:
+            session = self._sessions.get(sid)
+            sessions = [session] if session is not None else []
+        for session in sessions:
+            if session.state is CLOSING:
+                self._finish(session)
+            else:
+                self._close(session, CloseReason.SERVER_DISCONNECT, now)
+
     def _close(self, session: Session, reason: CloseReason, now: float | None) -> None:
         state = session.state
-        if state is _CLOSED or state is _CLOSING:
+        if state is CLOSED or state is CLOSING:
+            return
+        if state is OPENING:  # closed before the application accepted it: a refusal
+            self._refuse_handshake(session, None)
             return
         if now is None:
             now = self._last_now
@@ -40,81 +50,72 @@ class ClosingMixin(CoreState):
         session.next_ping = session.pong_deadline = INF
         if session.probe is not None:
             self._abort_upgrade(session)
-        events = self.events
-        if state is not _OPENING:
-            events.append(SessionClosed(session, reason))
+        self._events.append(SessionClosed(session.sid, reason))
         tell_client = reason is CloseReason.SERVER_DISCONNECT or reason is CloseReason.PING_TIMEOUT
-        if session.transport is _WEBSOCKET:
+        if session.transport is WEBSOCKET:
             ws = session.ws
-            if tell_client and ws is not None and not ws.closed and state is not _OPENING:
-                # queued packets go first, then CLOSE; take_frames finishes the session
+            if tell_client and ws is not None and not ws.closed:
+                # queued packets go first, then CLOSE; _write finishes the session
                 self._linger(session, now)
-                events.append(TransportWritable(session))
+                self._write(ws)
                 return
             session.outbox.clear()
-            if ws is not None and not ws.closed:
-                ws.closed = True
-                events.append(CloseWebSocket(ws, WS_CLOSE_NORMAL))
+            if ws is not None:
+                self._close_socket(ws, WS_CLOSE_NORMAL)
             self._drop(session)
             return
         # polling: a held poll carries the last word; without one, only a server
         # disconnect waits (bounded) for the next poll to deliver its CLOSE.
-        if session.poll_held:
+        if session.poll is not None:
             if tell_client or reason is CloseReason.TRANSPORT_ERROR:
-                session.outbox.append(_CLOSE)
+                session.outbox.append(CLOSE)
             else:
                 session.outbox.clear()
                 session.noop_pending = True
-            events.append(TransportWritable(session))
             self._drop(session)
-        elif reason is CloseReason.SERVER_DISCONNECT and state is not _OPENING:
+        elif reason is CloseReason.SERVER_DISCONNECT:
             self._linger(session, now)
         else:
             self._drop(session)
 
     def _linger(self, session: Session, now: float) -> None:
-        session.outbox.append(_CLOSE)
-        session.set_state(_CLOSING)
+        session.outbox.append(CLOSE)
+        session.set_state(CLOSING)
         session.close_deadline = now + self.config.close_timeout
         self._schedule(session)
 
     def _drop(self, session: Session) -> None:
-        session.set_state(_CLOSED)
+        """Forget the session; a held poll gets what is queued, a POST being read a 400."""
+        session.set_state(CLOSED)
         session.upgrade_deadline = session.close_deadline = session.poll_embargo = INF
         session.next_ping = session.pong_deadline = INF
         session.heap_deadline = INF  # its timer entries are stale from now on
-        self.sessions.pop(session.sid, None)
+        sessions = self._sessions
+        sessions.pop(session.sid, None)
+        self._answered.pop(session.answered_rid, None)
         heap = self._heap
-        if len(heap) > 2 * len(self.sessions) + 64:
-            # Stale entries would keep closed sessions (and whatever the runtime
-            # hangs on them: connections, buffers) alive until their deadline,
-            # up to a heartbeat later. Dropping them once they outnumber the
-            # live ones costs O(1) per closed session, amortised.
+        if len(heap) > 2 * len(sessions) + 64:
+            # Stale entries would keep closed sessions (and whatever they hold)
+            # alive until their deadline, up to a heartbeat later. Dropping them
+            # once they outnumber the live ones costs O(1) per closed session,
+            # amortised.
             heap[:] = [entry for entry in heap if entry[2].heap_deadline == entry[0]]
             heapq.heapify(heap)
+        post = session.post
+        if post is not None:
+            # a client trickling its body must not hold the connection once the session is gone
+            session.post = None
+            del self._requests[post.rid]
+            self._respond_error(post, ProtocolError(ErrorCode.UNKNOWN_SID))
+        if session.poll is not None:
+            self._answer_poll(session)
 
     def _finish(self, session: Session) -> None:
         """A closing session has handed out its CLOSE packet (or ran out of time)."""
-        if session.state is _CLOSED:
+        if session.state is CLOSED:
             return
         session.outbox.clear()
         self._drop(session)
         ws = session.ws
-        if ws is not None and not ws.closed:
-            ws.closed = True
-            self.events.append(CloseWebSocket(ws, WS_CLOSE_NORMAL))
-        elif session.poll_held:
-            self.events.append(TransportWritable(session))
-
-    def close_all(self, now: float) -> None:
-        """Close every session (server shutdown): each gets a SessionClosed event."""
-        for session in list(self.sessions.values()):
-            if session.state is _OPENING:
-                continue
-            self._close(session, CloseReason.SERVER_DISCONNECT, now)
-
-    def finish_all(self) -> None:
-        """Drop every session still waiting to hand out its CLOSE (the server is going away)."""
-        for session in list(self.sessions.values()):
-            if session.state is _CLOSING:
-                self._finish(session)
+        if ws is not None:
+            self._close_socket(ws, WS_CLOSE_NORMAL)

@@ -1,58 +1,110 @@
-"""What the core asks the runtime to do, beyond the value a call returns.
+"""Everything the core asks of the runtime, as one ordered stream of small values.
 
-The core appends these to ``Server.events`` as things happen; the runtime
-drains them with ``Server.take_events()`` after each call and executes them.
+After every call into :class:`~engineio_sansio.Server` the runtime takes the
+pending events (:meth:`~engineio_sansio.Server.take_events`) and performs them
+in order. They name requests by the id :meth:`~engineio_sansio.Server.receive_request`
+returned and sessions by their id: no object of the core crosses the boundary.
+A websocket is named by the id of the request that opened it.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple, Union
 
+from .message import Headers
 from .packet import Data
-from .session import CloseReason, Session, WebSocket
+from .session import CloseReason, Transport
 
 __all__ = [
+    "AcceptWebSocket",
     "CloseWebSocket",
+    "ConnectRequest",
     "Event",
     "MessageReceived",
+    "Respond",
     "SendFrames",
     "SessionClosed",
-    "TransportWritable",
+    "Upgraded",
 ]
 
 
-class MessageReceived(NamedTuple):
-    """Deliver ``data`` from ``session`` to the application's message handler."""
+class ConnectRequest(NamedTuple):
+    """A client asks to open session ``sid`` over request ``request_id``: the application
+    decides, and the runtime answers with ``Server.accept(sid)`` or ``Server.reject(sid)``."""
 
-    session: Session
-    data: Data
-
-
-class SessionClosed(NamedTuple):
-    """Tell the application, exactly once, that ``session`` ended, and why."""
-
-    session: Session
-    reason: CloseReason
+    sid: str
+    request_id: int
+    transport: Transport
 
 
-class TransportWritable(NamedTuple):
-    """The session has something for its transport: wake the held poll, or flush the websocket."""
+class Respond(NamedTuple):
+    """Write this HTTP response to request ``request_id``; the request is then done.
 
-    session: Session
+    For a websocket request it is the refusal of the handshake (an ASGI runtime
+    sends it with the ``websocket.http.response`` extension, or closes the
+    websocket before accepting it with ``WS_CLOSE_POLICY``). A long-polling GET
+    can get its ``Respond`` long after the request arrived.
+    """
+
+    request_id: int
+    status: int
+    headers: Headers
+    body: bytes
+
+
+class AcceptWebSocket(NamedTuple):
+    """Accept the websocket handshake of request ``request_id``, with these extra headers."""
+
+    request_id: int
+    headers: Headers
 
 
 class SendFrames(NamedTuple):
-    """Write these frames on this websocket, outside the session's queue (the probe answer)."""
+    """Write these frames, in order, on websocket ``request_id``, then call
+    ``Server.frames_sent(request_id)`` (or ``Server.send_failed``). Until then the
+    core hands out nothing more for this websocket: writes never overlap."""
 
-    ws: WebSocket
+    request_id: int
     frames: tuple[Data, ...]
 
 
 class CloseWebSocket(NamedTuple):
-    """Close this websocket with this close code, after any frames already handed out."""
+    """Close websocket ``request_id`` with ``code``: at once if ``grace`` is 0, else once
+    the client has closed it or ``grace`` seconds have passed, whichever comes first.
+    Every frame handed out before has been written (see :class:`SendFrames`)."""
 
-    ws: WebSocket
+    request_id: int
     code: int
+    grace: float
 
 
-Event = Union[MessageReceived, SessionClosed, TransportWritable, SendFrames, CloseWebSocket]
+class MessageReceived(NamedTuple):
+    """Deliver ``data`` from session ``sid`` to the application."""
+
+    sid: str
+    data: Data
+
+
+class Upgraded(NamedTuple):
+    """Session ``sid`` moved from long polling to its websocket."""
+
+    sid: str
+
+
+class SessionClosed(NamedTuple):
+    """Session ``sid`` ended, and why; said exactly once per session that was accepted."""
+
+    sid: str
+    reason: CloseReason
+
+
+Event = Union[
+    ConnectRequest,
+    Respond,
+    AcceptWebSocket,
+    SendFrames,
+    CloseWebSocket,
+    MessageReceived,
+    Upgraded,
+    SessionClosed,
+]

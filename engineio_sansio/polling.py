@@ -2,37 +2,13 @@
 
 from __future__ import annotations
 
-from ._names import (
-    CLOSE_TYPE as _CLOSE_TYPE,
-)
-from ._names import (
-    CLOSED as _CLOSED,
-)
-from ._names import (
-    CLOSING as _CLOSING,
-)
-from ._names import (
-    MESSAGE as _MESSAGE,
-)
-from ._names import (
-    NOOP as _NOOP,
-)
-from ._names import (
-    OPEN_TYPE as _OPEN_TYPE,
-)
-from ._names import (
-    POLLING as _POLLING,
-)
-from ._names import (
-    UPGRADING as _UPGRADING,
-)
+from ._names import CLOSE_TYPE, CLOSED, CLOSING, MESSAGE, NOOP, OPEN_TYPE, POLLING, UPGRADING
 from ._state import CoreState
 from .errors import ErrorCode, LocalProtocolError, ProtocolError
-from .events import MessageReceived
+from .events import MessageReceived, Respond
 from .http import TEXT_PLAIN, compress_body, error_response
-from .message import Headers, Request, Response
-from .routing import Route
-from .session import INF, CloseReason, Session
+from .message import Headers
+from .session import INF, CloseReason, PendingRequest, Session
 
 __all__ = ["UPGRADE_POLL_GRACE", "PollingMixin"]
 
@@ -49,77 +25,70 @@ engine.io answers such a GET at its 100 ms upgrade check as well.
 
 _OK_BODY = b"ok"
 _OK_HEADERS: Headers = [(b"content-type", b"text/html")]
+_TOO_LARGE_BODY = b'{"code":3,"message":"Payload too large"}'
 
 
 class PollingMixin(CoreState):
     """The long-polling transport: GET and POST on a session's id."""
 
-    def poll(self, route: Route, request: Request, now: float | None = None) -> Response | None:
-        """A GET: the response now if packets are ready, else ``None`` (hold the poll).
+    def _poll(self, rec: PendingRequest) -> None:
+        """A GET: answered now if packets are ready, else held until they are.
 
-        A held poll is answered through :meth:`poll_response` once
-        :meth:`poll_ready` says so after a :class:`TransportWritable` or
-        :class:`SessionClosed` for the session, or dropped with
-        :meth:`poll_abandoned` if the client leaves. A second concurrent GET
-        closes the session and gets a 400. A GET that arrives while the
-        session is upgrading is always held, for at least
+        A second concurrent GET closes the session and gets a 400. A GET that
+        arrives while the session is upgrading is always held, for at least
         ``UPGRADE_POLL_GRACE``; if the upgrade completes meanwhile it is
         answered 400, as any GET after the upgrade is.
         """
-        session = route.session
-        if session is None:
-            raise LocalProtocolError(f"{route!r} has no session")
-        if session.poll_held:
+        session = rec.session
+        if session.poll is not None:
             self._close(session, CloseReason.TRANSPORT_ERROR, None)
-            return error_response(ProtocolError(ErrorCode.BAD_REQUEST, "concurrent poll"), route.cors)
-        if session.state is _CLOSED:
-            return error_response(ProtocolError(ErrorCode.UNKNOWN_SID), route.cors)
-        if session.state is _UPGRADING:
-            session.poll_held = True
-            session.poll_embargo = (self._last_now if now is None else now) + UPGRADE_POLL_GRACE
+            self._respond_error(rec, ProtocolError(ErrorCode.BAD_REQUEST, "concurrent poll"))
+            return
+        if session.state is UPGRADING:
+            session.poll_embargo = self._last_now + UPGRADE_POLL_GRACE
             self._schedule(session)
-            return None
-        if session.outbox or session.noop_pending:
-            return self._payload_response(session, route, request)
-        session.poll_held = True
-        return None
+        elif session.outbox or session.noop_pending:
+            self._respond_payload(rec)
+            return
+        session.poll = rec
+        self._requests[rec.rid] = rec
 
-    def poll_ready(self, session: Session) -> bool:
-        """Whether a held poll has something to answer with now."""
-        if session.state is _CLOSED:
+    def _poll_ready(self, session: Session) -> bool:
+        """Whether the held poll has something to answer with now."""
+        if session.state is CLOSED:
             return True
-        if session.poll_embargo != INF and session.transport is _POLLING:
+        if session.poll_embargo != INF and session.transport is POLLING:
             return False
         return bool(session.outbox) or session.noop_pending
 
-    def poll_response(self, route: Route, request: Request) -> Response:
-        """Answer a held poll with whatever is queued (or a NOOP, or nothing left)."""
-        session = route.session
-        if session is None:
-            raise LocalProtocolError(f"{route!r} has no session")
-        session.poll_held = False
+    def _answer_poll(self, session: Session) -> None:
+        """Answer the held poll, if there is one and it has something to answer with."""
+        rec = session.poll
+        if rec is None or not self._poll_ready(session):
+            return
+        session.poll = None
+        del self._requests[rec.rid]
         if session.poll_embargo != INF:
             session.poll_embargo = INF
-            if session.transport is not _POLLING:
+            if session.transport is not POLLING:
                 # sent after the client's 5 (see UPGRADE_POLL_GRACE): the session left polling
                 session.noop_pending = False
-                return error_response(ProtocolError(ErrorCode.BAD_REQUEST, "session upgraded"), route.cors)
-        if session.transport is not _POLLING or (session.probe is not None and session.probe.probed):
+                self._respond_error(rec, ProtocolError(ErrorCode.BAD_REQUEST, "session upgraded"))
+                return
+        if session.transport is not POLLING or (session.probe is not None and session.probe.probed):
             # upgraded, or the probe answered (the client is leaving polling): the poll
             # ends with a NOOP; packets wait for the websocket, or the next poll if the
             # upgrade fails
             session.noop_pending = False
             headers: Headers = [TEXT_PLAIN]
-            headers.extend(route.cors)
-            return Response(200, headers, session.codec.encode_payload([_NOOP]))
-        return self._payload_response(session, route, request)
+            headers.extend(rec.cors)
+            self._events.append(Respond(rec.rid, 200, headers, session.codec.encode_payload([NOOP])))
+            return
+        self._respond_payload(rec)
 
-    def poll_abandoned(self, session: Session) -> None:
-        """The client of a held poll went away; nothing was taken from the queue."""
-        session.poll_held = False
-        session.poll_embargo = INF
-
-    def _payload_response(self, session: Session, route: Route, request: Request) -> Response:
+    def _respond_payload(self, rec: PendingRequest) -> None:
+        """Answer ``rec`` with what the session has queued (at most ``max_poll_packets``)."""
+        session = rec.session
         outbox = session.outbox
         limit = self.config.max_poll_packets
         if len(outbox) <= limit:
@@ -131,84 +100,113 @@ class PollingMixin(CoreState):
             del outbox[:limit]
             session.queued_bytes = sum(len(p.data) for p in outbox if p.data is not None)
         session.noop_pending = False
-        if not packets:
-            packets.append(_NOOP)
+        if packets:
+            # remembered so that a failed write of this response is not a silent loss
+            answered = self._answered
+            answered.pop(session.answered_rid, None)
+            answered[rec.rid] = session
+            session.answered_rid = rec.rid
+        else:
+            packets.append(NOOP)
         headers: Headers = [TEXT_PLAIN]
-        headers.extend(route.cors)
-        if packets[0].type is _OPEN_TYPE:
-            headers.extend(self.handshake_headers(session))
+        headers.extend(rec.cors)
+        if packets[0].type is OPEN_TYPE:
+            headers.extend(self._handshake_headers(session))
         body = session.codec.encode_payload(packets)
-        body = compress_body(self.config, request, body, headers)
-        if session.state is _CLOSING and packets[-1].type is _CLOSE_TYPE:
+        body = compress_body(self.config, rec.request, body, headers)
+        self._events.append(Respond(rec.rid, 200, headers, body))
+        if session.state is CLOSING and packets[-1].type is CLOSE_TYPE:
             self._finish(session)
-        return Response(200, headers, body)
 
-    def begin_post(self, route: Route) -> Response | None:
-        """Call before reading a POST body: a 400 if another POST is under way."""
-        session = route.session
-        if session is None:
-            raise LocalProtocolError(f"{route!r} has no session")
-        if session.post_active:
+    def _respond_error(self, rec: PendingRequest, error: ProtocolError) -> None:
+        response = error_response(error, rec.cors)
+        self._events.append(Respond(rec.rid, response.status, response.headers, response.body))
+
+    def _begin_post(self, rec: PendingRequest) -> None:
+        """A POST: its body comes through :meth:`receive_body`; a second concurrent one is a 400."""
+        session = rec.session
+        if session.post is not None:
             self._close(session, CloseReason.TRANSPORT_ERROR, None)
-            return error_response(ProtocolError(ErrorCode.BAD_REQUEST, "concurrent post"), route.cors)
-        session.post_active = True
-        return None
+            self._respond_error(rec, ProtocolError(ErrorCode.BAD_REQUEST, "concurrent post"))
+            return
+        session.post = rec
+        self._requests[rec.rid] = rec
 
-    def post_too_large(self, route: Route) -> Response:
-        """The body grew past ``max_http_buffer_size`` while being read: 413, session kept."""
-        session = route.session
-        if session is None:
-            raise LocalProtocolError(f"{route!r} has no session")
-        session.post_active = False
-        headers: Headers = [(b"content-type", b"application/json")]
-        headers.extend(route.cors)
-        return Response(413, headers, b'{"code":3,"message":"Payload too large"}')
+    def receive_body(self, rid: int, data: bytes, more: bool, now: float) -> None:
+        """Part of request ``rid``'s body; ``more`` is False on the last part.
 
-    def post_abandoned(self, route: Route) -> None:
-        """The client left before its POST body was complete: nothing is delivered."""
-        if route.session is not None:
-            route.session.post_active = False
-
-    def post_cut_short(self, route: Route) -> Response:
-        """The session closed while its POST body was still arriving.
-
-        The runtime stops reading the body (a client trickling one byte at a
-        time must not hold a connection open once its session is gone) and
-        answers this: 400, session unknown, as a late POST would get.
+        Only a POST reads its body (others ignore theirs). Its size is counted
+        as it arrives: past ``max_http_buffer_size`` the request gets 413 and
+        the rest is not wanted. A complete body is decoded: its messages come
+        as :class:`~engineio_sansio.MessageReceived` events, then the
+        :class:`~engineio_sansio.Respond`. Stop reading once a request has its
+        ``Respond`` (a session that closes meanwhile answers its POST with 400).
         """
-        if route.session is not None:
-            route.session.post_active = False
-        return error_response(ProtocolError(ErrorCode.UNKNOWN_SID), route.cors)
+        rec = self._requests.get(rid)
+        if rec is None:
+            self._check_rid(rid)
+            return  # answered already
+        session = rec.session
+        if session.post is not rec:
+            return  # not a POST: its body is not read
+        if data:
+            rec.size += len(data)
+            if rec.size > self._max_size:
+                session.post = None
+                del self._requests[rid]
+                headers: Headers = [(b"content-type", b"application/json")]
+                headers.extend(rec.cors)
+                self._events.append(Respond(rid, 413, headers, _TOO_LARGE_BODY))
+                return
+            rec.parts.append(data)
+        if more:
+            return
+        session.post = None
+        del self._requests[rid]
+        parts = rec.parts
+        self._post(rec, parts[0] if len(parts) == 1 else b"".join(parts), now)
 
-    def post(self, route: Route, body: bytes, now: float) -> Response:
+    def _post(self, rec: PendingRequest, body: bytes, now: float) -> None:
         """A whole POST body: decode it, act on each packet, answer ``ok``.
 
-        Messages become :class:`MessageReceived` events, in order. A malformed
-        body closes the session (transport error) and gets a 400.
+        A malformed body closes the session (transport error) and gets a 400.
         """
-        session = route.session
-        if session is None:
-            raise LocalProtocolError(f"{route!r} has no session")
-        session.post_active = False
-        if len(body) > self._max_size:
-            return self.post_too_large(route)
-        if session.state is _CLOSED or session.state is _CLOSING:
-            return error_response(ProtocolError(ErrorCode.UNKNOWN_SID), route.cors)
+        session = rec.session
+        if session.state is CLOSED or session.state is CLOSING:
+            self._respond_error(rec, ProtocolError(ErrorCode.UNKNOWN_SID))
+            return
         try:
             packets = session.codec.decode_payload(body)
         except ProtocolError as exc:
             self._close(session, CloseReason.TRANSPORT_ERROR, now)
-            return error_response(exc, route.cors)
-        events = self.events
+            self._respond_error(rec, exc)
+            return
+        events = self._events
+        sid = session.sid
         for packet in packets:
-            t = packet.type
-            if t is _MESSAGE:
-                events.append(MessageReceived(session, packet.data))  # type: ignore[arg-type]
+            if packet.type is MESSAGE:
+                events.append(MessageReceived(sid, packet.data))  # type: ignore[arg-type]
             elif not self._control(session, packet, now):
                 self._close(session, CloseReason.TRANSPORT_ERROR, now)
-                return error_response(ProtocolError(ErrorCode.BAD_REQUEST, "bad packet"), route.cors)
+                self._respond_error(rec, ProtocolError(ErrorCode.BAD_REQUEST, "bad packet"))
+                return
             if session.closed:
                 break
         headers: Headers = list(_OK_HEADERS)
-        headers.extend(route.cors)
-        return Response(200, headers, _OK_BODY)
+        headers.extend(rec.cors)
+        events.append(Respond(rec.rid, 200, headers, _OK_BODY))
+
+    def _request_gone(self, rec: PendingRequest) -> None:
+        """The client of an unanswered request left: nothing was taken from the queue."""
+        del self._requests[rec.rid]
+        session = rec.session
+        if session.poll is rec:
+            session.poll = None
+            session.poll_embargo = INF
+        elif session.post is rec:
+            session.post = None
+        elif session.handshake is rec:
+            session.handshake = None
+            session.handshake_lost = True
+        else:
+            raise LocalProtocolError(f"request {rec.rid} is not pending on its session")

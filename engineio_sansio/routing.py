@@ -1,4 +1,4 @@
-"""Routing and handshake: what a request asks for, and how a session begins."""
+"""Every request's way in, and the handshake: what a request asks for, how a session begins."""
 
 from __future__ import annotations
 
@@ -6,45 +6,26 @@ import enum
 import json
 import secrets
 
-from ._names import (
-    CLOSED as _CLOSED,
-)
-from ._names import (
-    CLOSING as _CLOSING,
-)
-from ._names import (
-    OPEN as _OPEN,
-)
-from ._names import (
-    OPEN_TYPE as _OPEN_TYPE,
-)
-from ._names import (
-    OPENING as _OPENING,
-)
-from ._names import (
-    POLLING as _POLLING,
-)
-from ._names import (
-    UPGRADING as _UPGRADING,
-)
-from ._names import (
-    WEBSOCKET as _WEBSOCKET,
-)
+from ._names import CLOSED, CLOSING, OPEN, OPEN_TYPE, OPENING, POLLING, UPGRADING, WEBSOCKET
 from ._state import CoreState
 from .cookie import cookie_header
-from .errors import ErrorCode, ProtocolError
+from .errors import ErrorCode, LocalProtocolError, ProtocolError
+from .events import AcceptWebSocket, CloseWebSocket, ConnectRequest, Respond
 from .http import cors_headers, error_response
-from .message import Headers, Request, Response
+from .message import Headers, Request
 from .packet import CODECS, Codec, Packet
-from .session import Session, Transport, WebSocket
+from .session import CloseReason, PendingRequest, Session, Transport, WebSocket
 
-__all__ = ["CODECS_BY_PARAM", "Route", "RouteKind", "RoutingMixin", "default_sid"]
+__all__ = ["CODECS_BY_PARAM", "UNAUTHORIZED_BODY", "WS_CLOSE_NORMAL", "RoutingMixin", "default_sid"]
 
+WS_CLOSE_NORMAL = 1000
+UNAUTHORIZED_BODY = b'"Unauthorized"'
+"""The 401 body when the application refuses a connection without saying why (JSON)."""
 CODECS_BY_PARAM: dict[str, Codec] = {str(v): c for v, c in CODECS.items()}
 """Codecs by the exact text of the ``EIO`` parameter (``"04"`` is not version 4)."""
 
 
-class RouteKind(enum.Enum):
+class _Kind(enum.Enum):
     """What a valid request asks for."""
 
     HANDSHAKE = "handshake"
@@ -52,40 +33,15 @@ class RouteKind(enum.Enum):
     POST = "post"
     UPGRADE = "upgrade"
     PREFLIGHT = "preflight"
-    IGNORE = "ignore"
-    """A websocket for a session already upgrading or upgraded: accept it, then
-    close it at once with ``WS_CLOSE_NORMAL``; the session is not touched."""
+    IGNORE = "ignore"  # a websocket for a session already upgrading or upgraded
 
 
-_R_HANDSHAKE = RouteKind.HANDSHAKE
-_R_POLL = RouteKind.POLL
-_R_POST = RouteKind.POST
-_R_UPGRADE = RouteKind.UPGRADE
-_R_PREFLIGHT = RouteKind.PREFLIGHT
-_R_IGNORE = RouteKind.IGNORE
-
-
-class Route:
-    """A request the core accepted for routing: its kind, transport, session and CORS headers."""
-
-    __slots__ = ("kind", "transport", "session", "codec", "cors")
-
-    def __init__(
-        self,
-        kind: RouteKind,
-        transport: Transport,
-        session: Session | None,
-        codec: Codec,
-        cors: Headers,
-    ) -> None:
-        self.kind = kind
-        self.transport = transport
-        self.session = session
-        self.codec = codec
-        self.cors = cors
-
-    def __repr__(self) -> str:
-        return f"Route({self.kind.value}, {self.transport.value}, {self.session!r})"
+_R_HANDSHAKE = _Kind.HANDSHAKE
+_R_POLL = _Kind.POLL
+_R_POST = _Kind.POST
+_R_UPGRADE = _Kind.UPGRADE
+_R_PREFLIGHT = _Kind.PREFLIGHT
+_R_IGNORE = _Kind.IGNORE
 
 
 def default_sid() -> str:
@@ -94,138 +50,201 @@ def default_sid() -> str:
 
 
 class RoutingMixin(CoreState):
-    """Routing of every request, and the handshake (open, accept, reject)."""
+    """Every request's way in, and the handshake (open, accept, reject)."""
 
-    def route(self, request: Request, now: float, *, websocket: bool = False) -> Route | Response:
-        """Check a request against the protocol and say what it is.
+    def receive_request(self, request: Request, now: float, *, websocket: bool = False) -> int:
+        """A request arrived (``websocket``: a websocket handshake); returns its id.
 
-        Returns a :class:`Route`, or the error :class:`Response` to send (for a
-        websocket request: the denial to send, or to close before accepting).
+        What to do with it comes as events: a :class:`~engineio_sansio.Respond`
+        (an error, a preflight, a poll answered at once), a
+        :class:`~engineio_sansio.ConnectRequest` (a new session: the application
+        decides), an :class:`~engineio_sansio.AcceptWebSocket`, or nothing yet: a
+        GET held until there is something to send, a POST waiting for its body
+        (feed every request's body to :meth:`receive_body`).
         """
+        rid = self._next_rid
+        self._next_rid = rid + 1
         self._last_now = now
         cors = cors_headers(self.config, request)
         if cors is None:
             # the reason goes in the body (as Node's server does), so a browser's
             # network panel says why; the client sent this origin, it learns nothing new
             reason = f"origin {request.headers.get('origin', '')[:200]!r} not allowed"
-            return error_response(ProtocolError(ErrorCode.FORBIDDEN, reason, 403), message=reason)
+            response = error_response(ProtocolError(ErrorCode.FORBIDDEN, reason, 403), message=reason)
+            self._events.append(Respond(rid, response.status, response.headers, response.body))
+            return rid
         try:
-            return self._route(request, now, websocket, cors)
+            kind, session, codec, transport = self._route(request, now, websocket)
         except ProtocolError as exc:
-            return error_response(exc, cors)
+            response = error_response(exc, cors)
+            self._events.append(Respond(rid, response.status, response.headers, response.body))
+            return rid
+        if kind is _R_POLL:
+            self._poll(PendingRequest(rid, session, request, cors))  # type: ignore[arg-type]
+        elif kind is _R_POST:
+            self._begin_post(PendingRequest(rid, session, request, cors))  # type: ignore[arg-type]
+        elif kind is _R_HANDSHAKE:
+            self._open_session(rid, request, cors, codec, transport)
+        elif kind is _R_UPGRADE:
+            self._attach_probe(rid, session, now)  # type: ignore[arg-type]
+        elif kind is _R_PREFLIGHT:
+            self._events.append(Respond(rid, 204, list(cors), b""))
+        else:  # Node's engine.io accepts and closes it: a refusal reads as an error, not a close
+            self._events.append(AcceptWebSocket(rid, []))
+            self._events.append(CloseWebSocket(rid, WS_CLOSE_NORMAL, 0.0))
+        return rid
 
-    def _route(self, request: Request, now: float, websocket: bool, cors: Headers) -> Route:
+    def _route(
+        self, request: Request, now: float, websocket: bool
+    ) -> tuple[_Kind, Session | None, Codec, Transport]:
         query = request.query
         if request.method == "OPTIONS" and not websocket:
-            return Route(_R_PREFLIGHT, _POLLING, None, CODECS[4], cors)
+            return _R_PREFLIGHT, None, CODECS[4], POLLING
         codec = CODECS_BY_PARAM.get(query.get("EIO"))  # type: ignore[arg-type]
         if codec is None:
             raise ProtocolError(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, "unsupported EIO")
         name = query.get("transport")
         if name == "polling":
-            transport = _POLLING
+            transport = POLLING
             enabled = self._polling_enabled
         elif name == "websocket":
-            transport = _WEBSOCKET
+            transport = WEBSOCKET
             enabled = self._websocket_enabled
         else:
             raise ProtocolError(ErrorCode.UNKNOWN_TRANSPORT)
         if not enabled:
             raise ProtocolError(ErrorCode.UNKNOWN_TRANSPORT, "transport disabled")
-        if websocket != (transport is _WEBSOCKET):
+        if websocket != (transport is WEBSOCKET):
             raise ProtocolError(ErrorCode.BAD_REQUEST, "transport does not match the request")
         sid = query.get("sid")
         if sid is None:
             if not websocket and request.method != "GET":
                 raise ProtocolError(ErrorCode.BAD_HANDSHAKE_METHOD)
-            return Route(_R_HANDSHAKE, transport, None, codec, cors)
-        session = self.sessions.get(sid)
+            return _R_HANDSHAKE, None, codec, transport
+        session = self._sessions.get(sid)
         if session is not None and session.heap_deadline <= now:
             self._run_due(session, now)  # a deadline the timer has not reached yet
             self._schedule(session)
-        if session is None or session.state is _OPENING or session.state is _CLOSED:
+        if session is None or session.state is OPENING or session.state is CLOSED:
             raise ProtocolError(ErrorCode.UNKNOWN_SID)
         if session.codec is not codec:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "protocol version changed")
         if websocket:
-            if session.transport is _WEBSOCKET or session.state is _UPGRADING:
-                # Node's engine.io accepts and closes such a websocket; a refused
-                # handshake would read as an error to the client, not as a close
-                return Route(_R_IGNORE, transport, session, codec, cors)
-            if session.state is not _OPEN or not self.config.allow_upgrades:
+            if session.transport is WEBSOCKET or session.state is UPGRADING:
+                return _R_IGNORE, session, codec, transport
+            if session.state is not OPEN or not self.config.allow_upgrades:
                 raise ProtocolError(ErrorCode.BAD_REQUEST, "upgrade not possible")
-            return Route(_R_UPGRADE, transport, session, codec, cors)
-        if session.transport is not _POLLING:
+            return _R_UPGRADE, session, codec, transport
+        if session.transport is not POLLING:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "session is not on polling")
         if request.method == "GET":
-            return Route(_R_POLL, transport, session, codec, cors)
+            return _R_POLL, session, codec, transport
         if request.method == "POST":
-            if session.state is _CLOSING:
+            if session.state is CLOSING:
                 raise ProtocolError(ErrorCode.UNKNOWN_SID)
-            return Route(_R_POST, transport, session, codec, cors)
+            return _R_POST, session, codec, transport
         raise ProtocolError(ErrorCode.BAD_REQUEST, "method not allowed")
 
-    def preflight_response(self, route: Route) -> Response:
-        """The answer to a CORS preflight (``OPTIONS``)."""
-        return Response(204, list(route.cors))
+    def _open_session(
+        self, rid: int, request: Request, cors: Headers, codec: Codec, transport: Transport
+    ) -> None:
+        """Create a session with its OPEN packet queued, and ask the application.
 
-    def open_session(self, route: Route, now: float) -> Session:
-        """Create a session for a handshake route, with its OPEN packet queued.
-
-        The route now points at the session: once accepted, a polling
-        handshake is answered by :meth:`poll` on the same route, a websocket
-        one by :meth:`take_frames`.
-
-        The session is in ``OPENING`` until :meth:`accept` or :meth:`reject`:
-        the application may already queue messages (they follow the OPEN packet).
+        The session is ``OPENING`` until :meth:`accept` or :meth:`reject`; the
+        application may already send messages (they follow the OPEN packet).
         """
-        sid = self.sid_generator()
+        sid = self._sid_generator()
         for _ in range(8):
-            if sid not in self.sessions:
+            if sid not in self._sessions:
                 break
-            sid = self.sid_generator()
+            sid = self._sid_generator()
         else:
             raise RuntimeError("the session id generator keeps repeating ids")
-        session = Session(sid, route.codec, route.transport)
+        session = Session(sid, codec, transport)
         cfg = self.config
-        upgrades = cfg.upgrades_offered if route.transport is _POLLING else []
         handshake = {
             "sid": sid,
-            "upgrades": upgrades,
+            "upgrades": cfg.upgrades_offered if transport is POLLING else [],
             # the grace period is advertised, so clients wait that much longer for a ping
             "pingInterval": round((cfg.ping_interval + cfg.ping_interval_grace) * 1000),
             "pingTimeout": round(cfg.ping_timeout * 1000),
             "maxPayload": cfg.max_http_buffer_size,
         }
-        session.outbox.append(Packet(_OPEN_TYPE, json.dumps(handshake, separators=(",", ":"))))
-        if route.transport is _WEBSOCKET:
-            session.ws = WebSocket(session, upgraded=True)
-        self.sessions[sid] = session
-        route.session = session
-        return session
+        session.outbox.append(Packet(OPEN_TYPE, json.dumps(handshake, separators=(",", ":"))))
+        if transport is WEBSOCKET:
+            ws = session.ws = WebSocket(session, rid, upgraded=True)
+            ws.busy = True  # nothing is written before the handshake is accepted
+            self._sockets[rid] = ws
+        else:
+            rec = session.handshake = PendingRequest(rid, session, request, cors)
+            self._requests[rid] = rec
+        self._sessions[sid] = session
+        self._events.append(ConnectRequest(sid, rid, transport))
 
-    def accept(self, session: Session, now: float) -> None:
-        """The application accepted the session: start its heartbeat."""
-        session.set_state(_OPEN)
+    def accept(self, sid: str, now: float) -> None:
+        """The application accepts session ``sid``: its handshake is answered, heartbeats start.
+
+        A no-op for a session that is gone already (closed by the application
+        from its connect handler).
+        """
+        session = self._sessions.get(sid)
+        if session is None or session.state is CLOSED:
+            return
+        if session.state is not OPENING:
+            raise LocalProtocolError(f"accept({sid!r}): the session is {session.state.value}, not opening")
+        self._last_now = now
+        session.set_state(OPEN)
         session.next_ping = now + self._ping_interval
         self._schedule(session)
+        if session.handshake_lost:  # the client left while the application decided
+            self._close(session, CloseReason.TRANSPORT_CLOSE, now)
+            return
+        ws = session.ws
+        if ws is not None:
+            self._events.append(AcceptWebSocket(ws.rid, self._handshake_headers(session)))
+            ws.busy = False
+            self._write(ws)
+            return
+        rec = session.handshake
+        if rec is None:
+            raise LocalProtocolError(f"accept({sid!r}): the session has no handshake request")
+        session.handshake = None
+        del self._requests[rec.rid]
+        self._respond_payload(rec)
 
-    def reject(self, session: Session, route: Route, body: bytes | None = None) -> Response:
-        """The application refused the session: drop it and answer 401 with ``body``.
+    def reject(self, sid: str, body: bytes | None = None) -> None:
+        """The application refuses session ``sid``: its handshake gets a 401 with ``body``
+        (JSON; :data:`UNAUTHORIZED_BODY` when None) and the session is forgotten.
+        A no-op for a session that is gone already."""
+        session = self._sessions.get(sid)
+        if session is None or session.state is CLOSED:
+            return
+        if session.state is not OPENING:
+            raise LocalProtocolError(f"reject({sid!r}): the session is {session.state.value}, not opening")
+        self._refuse_handshake(session, body)
 
-        Also fine on a session the application already closed from its
-        connect handler.
-        """
-        if session.state is not _CLOSED:
-            session.set_state(_CLOSED)
+    def _refuse_handshake(self, session: Session, body: bytes | None) -> None:
+        ws = session.ws
+        rec = session.handshake
+        session.set_state(CLOSED)
         session.outbox.clear()
-        if self.sessions.get(session.sid) is session:
-            del self.sessions[session.sid]
+        session.handshake = None
+        self._sessions.pop(session.sid, None)
+        if session.handshake_lost:
+            return
         headers: Headers = [(b"content-type", b"application/json")]
-        headers.extend(route.cors)
-        return Response(401, headers, body if body is not None else b"")
+        if ws is not None:
+            rid = ws.rid
+            ws.closed = ws.done = True
+        elif rec is not None:
+            rid = rec.rid
+            headers.extend(rec.cors)
+            del self._requests[rid]
+        else:
+            return
+        self._events.append(Respond(rid, 401, headers, body if body is not None else UNAUTHORIZED_BODY))
 
-    def handshake_headers(self, session: Session) -> Headers:
+    def _handshake_headers(self, session: Session) -> Headers:
         """Headers the handshake response carries besides CORS (the session cookie)."""
         cookie = cookie_header(self.config.cookie, session.sid)
         return [cookie] if cookie else []

@@ -1,71 +1,59 @@
 """The server core: one object holding every session, fed requests, frames and time.
 
-Nothing here does I/O or reads a clock. A runtime feeds in requests, bodies,
-websocket frames and the time ``now`` (monotonic seconds); it reads back
-return values and the events in :attr:`Server.events`, and it calls
+Nothing here does I/O or reads a clock. A runtime tells the core what happened
+(a request, part of a body, a websocket frame, a connection gone, a write done
+or failed, the application's decisions, the time ``now``) and performs the
+events it takes back with :meth:`Server.take_events`, in order. It calls
 :meth:`Server.handle_timer` when :meth:`Server.next_deadline` comes.
 
 The work is split by job: :mod:`.routing` (requests and the handshake),
 :mod:`.polling`, :mod:`.websocket` (and the upgrade), :mod:`.closing`; this
-module holds the timers and what the application does (send, close).
+module holds the timers and the application's sending.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Callable, Iterable
+from typing import Callable
 
 from ._names import (
-    CLOSE_TYPE as _CLOSE_TYPE,
-)
-from ._names import (
-    CLOSED as _CLOSED,
-)
-from ._names import (
-    CLOSING as _CLOSING,
-)
-from ._names import (
-    MESSAGE as _MESSAGE,
-)
-from ._names import (
-    NOOP_TYPE as _NOOP_TYPE,
-)
-from ._names import (
-    OPEN as _OPEN,
-)
-from ._names import (
-    PING as _PING,
-)
-from ._names import (
-    PING_TYPE as _PING_TYPE,
-)
-from ._names import (
-    PONG_TYPE as _PONG_TYPE,
-)
-from ._names import (
-    UPGRADING as _UPGRADING,
-)
-from ._names import (
-    WEBSOCKET as _WEBSOCKET,
+    CLOSE_TYPE,
+    CLOSED,
+    CLOSING,
+    MESSAGE,
+    NOOP_TYPE,
+    OPEN,
+    PING,
+    PING_TYPE,
+    PONG_TYPE,
+    UPGRADING,
+    WEBSOCKET,
 )
 from .closing import ClosingMixin
 from .config import ServerConfig
-from .events import Event, TransportWritable
+from .events import Event, SendFrames
 from .packet import Data, Packet
 from .polling import UPGRADE_POLL_GRACE, PollingMixin
-from .routing import Route, RouteKind, RoutingMixin, default_sid
-from .session import INF, CloseReason, Session
-from .websocket import WS_CLOSE_NORMAL, WS_CLOSE_POLICY, WS_CLOSE_PROTOCOL, WS_CLOSE_TOO_BIG, WebSocketMixin
+from .routing import UNAUTHORIZED_BODY, RoutingMixin, default_sid
+from .session import INF, CloseReason, PendingRequest, Session, WebSocket
+from .websocket import (
+    CLIENT_CLOSE_GRACE,
+    WS_CLOSE_NORMAL,
+    WS_CLOSE_POLICY,
+    WS_CLOSE_PROTOCOL,
+    WS_CLOSE_TOO_BIG,
+    WebSocketMixin,
+)
 
 __all__ = [
+    "CLIENT_CLOSE_GRACE",
+    "UNAUTHORIZED_BODY",
     "UPGRADE_POLL_GRACE",
     "WS_CLOSE_NORMAL",
     "WS_CLOSE_POLICY",
     "WS_CLOSE_PROTOCOL",
     "WS_CLOSE_TOO_BIG",
-    "Route",
-    "RouteKind",
     "Server",
 ]
 
@@ -73,8 +61,8 @@ __all__ = [
 class Server(RoutingMixin, PollingMixin, WebSocketMixin, ClosingMixin):
     """The Engine.IO server core; one per server, holding every session.
 
-    ``sid_generator`` may be injected (tests, or a runtime that wants its own
-    ids); ids must be unique, and the core retries on a collision.
+    ``sid_generator`` makes session ids (tests, or a runtime with ids of its
+    own); ids must be unique, and the core retries on a collision.
     """
 
     def __init__(
@@ -84,9 +72,13 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, ClosingMixin):
         sid_generator: Callable[[], str] = default_sid,
     ) -> None:
         self.config = config or ServerConfig()
-        self.sid_generator = sid_generator
-        self.sessions: dict[str, Session] = {}
-        self.events: list[Event] = []
+        self._sid_generator = sid_generator
+        self._sessions: dict[str, Session] = {}
+        self._events: list[Event] = []
+        self._requests: dict[int, PendingRequest] = {}
+        self._sockets: dict[int, WebSocket] = {}
+        self._answered: dict[int, Session] = {}
+        self._next_rid = 0
         self._heap: list[tuple[float, int, Session]] = []
         self._seq = itertools.count()
         self._ping_interval = self.config.ping_interval
@@ -101,8 +93,8 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, ClosingMixin):
 
     def take_events(self) -> list[Event]:
         """Return and clear the pending events, oldest first."""
-        events = self.events
-        self.events = []
+        events = self._events
+        self._events = []
         return events
 
     def next_deadline(self) -> float | None:
@@ -136,9 +128,9 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, ClosingMixin):
 
     def _run_due(self, session: Session, now: float) -> None:
         state = session.state
-        if state is _CLOSED:
+        if state is CLOSED:
             return
-        if state is _CLOSING:
+        if state is CLOSING:
             if session.close_deadline <= now:
                 self._finish(session)
             return
@@ -153,62 +145,78 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, ClosingMixin):
             session.poll_embargo = INF
             if session.probe is not None and session.probe.probed:
                 session.noop_pending = True
-            if session.poll_held and (session.outbox or session.noop_pending):
-                self.events.append(TransportWritable(session))
+            self._answer_poll(session)
         if session.next_ping <= now:
             session.next_ping = INF
             session.pong_deadline = now + self._pong_wait
-            self._queue(session, _PING)
+            self._queue(session, PING)
 
-    # --- application side --------------------------------------------------
+    # --- connections ---------------------------------------------------------
 
-    def send(self, session: Session, data: Data) -> bool:
-        """Queue a message; False when the session no longer takes packets.
+    def connection_lost(self, rid: int, now: float) -> None:
+        """Request ``rid``'s client went away: before its answer (a held GET, a POST
+        whose body was not complete, a handshake), or its websocket closed."""
+        self._last_now = now
+        rec = self._requests.get(rid)
+        if rec is not None:
+            self._request_gone(rec)
+            return
+        ws = self._sockets.pop(rid, None)
+        if ws is None:
+            self._check_rid(rid)
+            return  # answered, or reported already
+        ws.busy = False
+        self._websocket_closed(ws, now)
 
-        After a True, the runtime flushes the transport (see :meth:`take_frames`
-        and :meth:`poll`); no event is raised for it.
+    def send_failed(self, rid: int, now: float) -> None:
+        """Writing to request ``rid`` failed (a response, or a websocket's frames).
+
+        A websocket is then gone (reason ``transport close`` for its session).
+        A poll answered with packets takes them with it: its session closes
+        with ``transport error``, so the application is told rather than the
+        packets being lost silently.
         """
-        if session.state is _CLOSED or session.state is _CLOSING:
+        self._last_now = now
+        if rid in self._sockets:
+            self.connection_lost(rid, now)
+            return
+        session = self._answered.pop(rid, None)
+        if session is None:
+            self._check_rid(rid)
+            return
+        session.answered_rid = -1
+        self._close(session, CloseReason.TRANSPORT_ERROR, now)
+
+    # --- the application's side ---------------------------------------------
+
+    def send(self, sid: str, data: Data) -> bool:
+        """Send a message to session ``sid``; False when it no longer takes messages
+        (unknown, or closing). What to write, and where, comes as events."""
+        session = self._sessions.get(sid)
+        if session is None:
+            return False
+        if session.state is OPEN and session.transport is WEBSOCKET and not session.outbox:
+            ws: WebSocket = session.ws  # type: ignore[assignment]
+            if not ws.busy:
+                # straight to an idle websocket, past the queue
+                if type(data) is str:
+                    if not data.isascii():
+                        _check_text(data)
+                    # framed here rather than by the codec, to save a call per
+                    # message: the protocol frames text the same way in v3 and v4
+                    frame: Data = "4" + data
+                else:
+                    frame = session.codec.encode_message_frame(data)
+                ws.busy = True
+                self._events.append(SendFrames(ws.rid, (frame,)))
+                return True
+        if session.state is CLOSED or session.state is CLOSING:
             return False
         if type(data) is str and not data.isascii():
             _check_text(data)
-        return self._queue(session, Packet(_MESSAGE, data), event=False)
+        return self._queue(session, Packet(MESSAGE, data))
 
-    def direct_frame(self, session: Session, data: Data) -> Data | None:
-        """The frame for a message that may skip the queue, or None.
-
-        A message skips the queue when the session is open on a websocket and
-        nothing is queued before it; the runtime then writes the frame itself
-        (it must not have a write in progress on that websocket). Otherwise the
-        runtime calls :meth:`send` instead. The frame is a ``str`` for text data
-        and ``bytes`` for binary data.
-        """
-        if session.state is _OPEN and session.transport is _WEBSOCKET and not session.outbox:
-            if type(data) is str:
-                if not data.isascii():
-                    _check_text(data)
-                # A text message's frame, framed here rather than by the codec to save a
-                # call per message: the protocol frames text the same way in v3 and v4.
-                return "4" + data
-            return session.codec.encode_message_frame(data)
-        return None
-
-    def send_packet(self, session: Session, packet: Packet) -> bool:
-        """Queue any packet (a message, or a control packet an upper layer needs)."""
-        if session.state is _CLOSED or session.state is _CLOSING:
-            return False
-        if type(packet.data) is str and not packet.data.isascii():
-            _check_text(packet.data)
-        return self._queue(session, packet, event=False)
-
-    def close(self, session: Session, now: float) -> None:
-        """The application closes the session (reason: server disconnect).
-
-        Queued packets are still delivered, then the CLOSE packet.
-        """
-        self._close(session, CloseReason.SERVER_DISCONNECT, now)
-
-    def _queue(self, session: Session, packet: Packet, *, event: bool = True) -> bool:
+    def _queue(self, session: Session, packet: Packet) -> bool:
         data = packet.data
         if data is not None:
             session.queued_bytes += len(data)
@@ -218,35 +226,37 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, ClosingMixin):
                 self._close(session, CloseReason.TRANSPORT_ERROR, None)
                 return False
         session.outbox.append(packet)
-        if event:
-            self.events.append(TransportWritable(session))
+        self._wake(session)
         return True
+
+    def _wake(self, session: Session) -> None:
+        """The session has something to send: its websocket writes it, or its held poll takes it."""
+        if session.transport is WEBSOCKET:
+            ws = session.ws
+            if ws is not None:
+                self._write(ws)
+        elif session.poll is not None:
+            self._answer_poll(session)
 
     def _control(self, session: Session, packet: Packet, now: float) -> bool:
         """Handle a non-message packet from the client; False if it has no place here."""
         t = packet.type
-        if t is _PONG_TYPE:
-            if session.next_ping == INF and (session.state is _OPEN or session.state is _UPGRADING):
+        if t is PONG_TYPE:
+            if session.next_ping == INF and (session.state is OPEN or session.state is UPGRADING):
                 # a ping is outstanding: the next one is due an interval from now
                 session.pong_deadline = INF
                 session.next_ping = now + self._ping_interval
                 self._schedule(session)
             return True
-        if t is _CLOSE_TYPE:
+        if t is CLOSE_TYPE:
             self._close(session, CloseReason.CLIENT_DISCONNECT, now)
             return True
-        if t is _PING_TYPE:
+        if t is PING_TYPE:
             # v4 clients do not ping; answer rather than fail, so a lenient client still works.
             if not session.closed:
-                self._queue(session, Packet(_PONG_TYPE, packet.data))
+                self._queue(session, Packet(PONG_TYPE, packet.data))
             return True
-        if t is _NOOP_TYPE:
-            return True
-        return False  # OPEN or UPGRADE from a client
-
-    def session_ids(self) -> Iterable[str]:
-        """The ids of sessions the application can address (open or upgrading)."""
-        return [sid for sid, s in self.sessions.items() if not s.closed]
+        return t is NOOP_TYPE  # OPEN or UPGRADE from a client have no place here
 
 
 def _check_text(text: str) -> None:

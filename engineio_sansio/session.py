@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import enum
-from typing import Any
 
 from .errors import LocalProtocolError
-from .packet import Codec, Packet
+from .message import Headers, Request
+from .packet import Codec, Data, Packet
 
 __all__ = [
     "CloseReason",
     "IllegalTransition",
+    "PendingRequest",
     "Session",
     "SessionState",
     "Transport",
@@ -72,34 +73,64 @@ class IllegalTransition(LocalProtocolError):
 
 
 class WebSocket:
-    """One websocket connection as the core sees it.
+    """One websocket connection as the core sees it, named by the id of its request.
 
     ``upgraded`` is False while it is only a probe for a polling session, and
-    True once it carries the session. ``runtime`` is free for the embedding
-    runtime to hang its connection object on.
+    True once it carries the session. ``busy`` is True while frames handed out
+    in a ``SendFrames`` are being written; ``pending`` holds frames that go out
+    next, outside the session's queue (the probe answer). ``close_code`` is set
+    once the core has decided to close it; ``done`` once ``CloseWebSocket`` is out.
     """
 
-    __slots__ = ("session", "upgraded", "closed", "probed", "runtime")
+    __slots__ = (
+        "session",
+        "rid",
+        "upgraded",
+        "closed",
+        "probed",
+        "busy",
+        "pending",
+        "close_code",
+        "close_grace",
+        "close_packet_seen",
+        "done",
+    )
 
-    def __init__(self, session: Session, upgraded: bool) -> None:
+    def __init__(self, session: Session, rid: int, upgraded: bool) -> None:
         self.session = session
+        self.rid = rid
         self.upgraded = upgraded
         self.closed = False
         self.probed = False
-        self.runtime: Any = None
+        self.busy = False
+        self.pending: list[Data] = []
+        self.close_code: int | None = None
+        self.close_grace = 0.0
+        self.close_packet_seen = False  # a CLOSE packet went either way: the client closes too
+        self.done = False
 
     def __repr__(self) -> str:
         role = "transport" if self.upgraded else "probe"
-        return f"<WebSocket {role} of {self.session.sid}{' closed' if self.closed else ''}>"
+        return f"<WebSocket {self.rid} {role} of {self.session.sid}{' closed' if self.closed else ''}>"
+
+
+class PendingRequest:
+    """An HTTP request the core has not answered yet: a held GET, a POST whose body
+    is arriving, or a handshake waiting for the application's decision."""
+
+    __slots__ = ("rid", "session", "request", "cors", "parts", "size")
+
+    def __init__(self, rid: int, session: Session, request: Request, cors: Headers) -> None:
+        self.rid = rid
+        self.session = session
+        self.request = request
+        self.cors = cors
+        self.parts: list[bytes] = []
+        self.size = 0
 
 
 class Session:
-    """One Engine.IO session.
-
-    The runtime reads ``sid``, ``transport``, ``state`` and ``reason``, and may
-    use ``runtime`` for its own per-session object; everything else is the
-    core's to change through :class:`~engineio_sansio.server.Server`.
-    """
+    """One Engine.IO session: its state, its queue and its deadlines (the core's own)."""
 
     __slots__ = (
         "sid",
@@ -108,9 +139,12 @@ class Session:
         "transport",
         "outbox",
         "queued_bytes",
-        "poll_held",
+        "handshake",
+        "handshake_lost",
+        "poll",
         "poll_embargo",
-        "post_active",
+        "post",
+        "answered_rid",
         "noop_pending",
         "ws",
         "probe",
@@ -120,7 +154,6 @@ class Session:
         "close_deadline",
         "heap_deadline",
         "reason",
-        "runtime",
     )
 
     def __init__(self, sid: str, codec: Codec, transport: Transport) -> None:
@@ -130,11 +163,14 @@ class Session:
         self.transport = transport
         self.outbox: list[Packet] = []  # small, and far lighter than a deque per session
         self.queued_bytes = 0
-        self.poll_held = False
+        self.handshake: PendingRequest | None = None  # a polling handshake waiting for accept()
+        self.handshake_lost = False  # the client left before the application decided
+        self.poll: PendingRequest | None = None  # the held GET
         # A GET that arrives during an upgrade is not answered before this time (see
-        # Server.poll); INF when no such GET is held.
+        # polling.UPGRADE_POLL_GRACE); INF when no such GET is held.
         self.poll_embargo = INF
-        self.post_active = False
+        self.post: PendingRequest | None = None  # the POST whose body is arriving
+        self.answered_rid = -1  # the last poll answered with packets (for send_failed)
         self.noop_pending = False
         self.ws: WebSocket | None = None
         self.probe: WebSocket | None = None
@@ -144,7 +180,6 @@ class Session:
         self.close_deadline = INF
         self.heap_deadline = INF
         self.reason: CloseReason | None = None
-        self.runtime: Any = None
 
     @property
     def closed(self) -> bool:

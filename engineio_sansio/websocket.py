@@ -3,80 +3,51 @@
 from __future__ import annotations
 
 from ._names import (
-    CLOSED as _CLOSED,
-)
-from ._names import (
-    CLOSING as _CLOSING,
-)
-from ._names import (
-    MESSAGE as _MESSAGE,
-)
-from ._names import (
-    OPEN as _OPEN,
-)
-from ._names import (
-    PING_TYPE as _PING_TYPE,
-)
-from ._names import (
-    UPGRADE_TYPE as _UPGRADE_TYPE,
-)
-from ._names import (
-    UPGRADING as _UPGRADING,
-)
-from ._names import (
-    WEBSOCKET as _WEBSOCKET,
+    CLOSE_TYPE,
+    CLOSED,
+    CLOSING,
+    MESSAGE,
+    OPEN,
+    PING_TYPE,
+    UPGRADE_TYPE,
+    UPGRADING,
+    WEBSOCKET,
 )
 from ._state import CoreState
 from .errors import LocalProtocolError, ProtocolError
-from .events import CloseWebSocket, SendFrames, TransportWritable
+from .events import AcceptWebSocket, CloseWebSocket, MessageReceived, SendFrames, Upgraded
 from .packet import Data, Packet
-from .routing import Route, RouteKind
+from .routing import WS_CLOSE_NORMAL
 from .session import INF, CloseReason, Session, WebSocket
 
-__all__ = ["WS_CLOSE_NORMAL", "WS_CLOSE_POLICY", "WS_CLOSE_PROTOCOL", "WS_CLOSE_TOO_BIG", "WebSocketMixin"]
+__all__ = [
+    "CLIENT_CLOSE_GRACE",
+    "WS_CLOSE_NORMAL",
+    "WS_CLOSE_POLICY",
+    "WS_CLOSE_PROTOCOL",
+    "WS_CLOSE_TOO_BIG",
+    "WebSocketMixin",
+]
 
-WS_CLOSE_NORMAL = 1000
 WS_CLOSE_PROTOCOL = 1002
 WS_CLOSE_POLICY = 1008
+"""The code a runtime closes a refused websocket handshake with, where it cannot answer HTTP."""
 WS_CLOSE_TOO_BIG = 1009
+CLIENT_CLOSE_GRACE = 1.0
+"""After a CLOSE packet went either way on a websocket, how long the client has to close
+it before the server does (a client that closes first avoids a close race)."""
 _AFTER_TYPE = slice(1, None)  # frame[_AFTER_TYPE] is frame[1:] without building a slice each time
-_R_UPGRADE = RouteKind.UPGRADE
 
 
 class WebSocketMixin(CoreState):
     """Websocket sessions, and the upgrade of a polling session to a websocket."""
 
-    def attach_probe(self, route: Route, now: float) -> WebSocket:
-        """An upgrade websocket arrived for a polling session: it becomes the probe."""
-        session = route.session
-        if session is None or route.kind is not _R_UPGRADE:
-            raise LocalProtocolError(f"attach_probe() needs an upgrade route, got {route!r}")
-        session.set_state(_UPGRADING)
-        ws = WebSocket(session, upgraded=False)
-        session.probe = ws
-        session.upgrade_deadline = now + self.config.upgrade_timeout
-        self._schedule(session)
-        return ws
-
-    def take_frames(self, session: Session) -> list[Data]:
-        """Everything queued for a websocket transport, encoded as frames, in order."""
-        outbox = session.outbox
-        if not outbox:
-            return []
-        encode = session.codec.encode_frame
-        frames = [encode(p) for p in outbox]
-        outbox.clear()
-        session.queued_bytes = 0
-        if session.state is _CLOSING and frames[-1] == "1":
-            # the CLOSE packet has been handed out: the websocket goes next
-            self._finish(session)
-        return frames
-
-    def receive_frame(self, ws: WebSocket, frame: Data, now: float) -> Data | None:
-        """One frame from a websocket: returns message data to deliver, or None.
-
-        Everything else the frame causes is in :attr:`events`.
-        """
+    def receive_frame(self, rid: int, frame: Data, now: float) -> None:
+        """One whole message from websocket ``rid`` (text as ``str``, binary as ``bytes``)."""
+        ws = self._sockets.get(rid)
+        if ws is None:
+            self._check_rid(rid)
+            return  # the websocket has been reported gone
         session = ws.session
         if (
             type(frame) is str
@@ -84,44 +55,109 @@ class WebSocketMixin(CoreState):
             and frame[0] == "4"
             and ws.upgraded
             and not ws.closed
-            and session.state is _OPEN
+            and session.state is OPEN
             and len(frame) <= self._quarter_size
         ):
-            return frame[_AFTER_TYPE]  # the common case: a text message on an open websocket
-        if ws.closed or session.state is _CLOSED:
-            return None
+            # the common case: a text message on an open websocket
+            self._events.append(MessageReceived(session.sid, frame[_AFTER_TYPE]))
+            return
+        if ws.closed or session.state is CLOSED:
+            return
         if _too_big(frame, self._max_size):
             self._ws_fail(ws, WS_CLOSE_TOO_BIG, now)
-            return None
+            return
         try:
             packet = session.codec.decode_frame(frame)
         except ProtocolError:
             self._ws_fail(ws, WS_CLOSE_PROTOCOL, now)
-            return None
+            return
         if not ws.upgraded:
-            self._probe_frame(ws, packet, now)
-            return None
-        if packet.type is _MESSAGE:
-            if session.state is _CLOSING:
-                return None
-            return packet.data
-        if packet.type is _PING_TYPE and packet.data == "probe":
-            self.events.append(SendFrames(ws, ("3probe",)))
-            return None
+            self._probe_frame(ws, packet)
+            return
+        t = packet.type
+        if t is MESSAGE:
+            if session.state is not CLOSING:
+                self._events.append(MessageReceived(session.sid, packet.data))  # type: ignore[arg-type]
+            return
+        if t is PING_TYPE and packet.data == "probe":
+            ws.pending.append("3probe")
+            self._write(ws)
+            return
+        if t is CLOSE_TYPE:
+            ws.close_packet_seen = True
         if not self._control(session, packet, now):
             self._ws_fail(ws, WS_CLOSE_PROTOCOL, now)
-        return None
 
-    def _probe_frame(self, ws: WebSocket, packet: Packet, now: float) -> None:
-        session = ws.session
-        if packet.type is _PING_TYPE and packet.data == "probe" and not ws.probed:
-            ws.probed = True
-            self.events.append(SendFrames(ws, ("3probe",)))
-            if session.poll_held:
-                session.noop_pending = True
-                self.events.append(TransportWritable(session))
+    def frames_sent(self, rid: int, now: float) -> None:
+        """The frames of the last :class:`~engineio_sansio.SendFrames` for ``rid`` are written."""
+        ws = self._sockets.get(rid)
+        if ws is None:
+            self._check_rid(rid)
+            return  # reported gone meanwhile
+        if not ws.busy:
+            raise LocalProtocolError(f"frames_sent({rid}): no frames were handed out for it")
+        ws.busy = False
+        self._write(ws)
+
+    def _write(self, ws: WebSocket) -> None:
+        """Hand out what websocket ``ws`` has to write next: frames, else its close."""
+        if ws.busy or ws.done:
             return
-        if packet.type is _UPGRADE_TYPE and ws.probed:
+        frames = ws.pending
+        session = ws.session
+        outbox = session.outbox
+        carries = outbox and ws.upgraded and session.ws is ws and session.transport is WEBSOCKET
+        if carries:
+            encode = session.codec.encode_frame
+            if frames:
+                frames.extend(encode(p) for p in outbox)
+            else:
+                frames = [encode(p) for p in outbox]
+            outbox.clear()
+            session.queued_bytes = 0
+        if frames:
+            ws.pending = []
+            ws.busy = True
+            self._events.append(SendFrames(ws.rid, tuple(frames)))
+            if carries and frames[-1] == "1":
+                ws.close_packet_seen = True
+                if session.state is CLOSING:
+                    self._finish(session)  # the CLOSE packet is out: the websocket goes next
+            return
+        if ws.close_code is not None:
+            ws.done = True
+            self._events.append(CloseWebSocket(ws.rid, ws.close_code, ws.close_grace))
+
+    def _close_socket(self, ws: WebSocket, code: int) -> None:
+        """The core closes ``ws``: after what it has to write, with ``code``."""
+        if ws.close_code is not None or ws.done:
+            return
+        ws.closed = True
+        ws.close_code = code
+        ws.close_grace = CLIENT_CLOSE_GRACE if ws.close_packet_seen else 0.0
+        self._write(ws)
+
+    def _attach_probe(self, rid: int, session: Session, now: float) -> None:
+        """An upgrade websocket arrived for a polling session: it becomes the probe."""
+        session.set_state(UPGRADING)
+        ws = WebSocket(session, rid, upgraded=False)
+        session.probe = ws
+        self._sockets[rid] = ws
+        session.upgrade_deadline = now + self.config.upgrade_timeout
+        self._schedule(session)
+        self._events.append(AcceptWebSocket(rid, []))
+
+    def _probe_frame(self, ws: WebSocket, packet: Packet) -> None:
+        session = ws.session
+        if packet.type is PING_TYPE and packet.data == "probe" and not ws.probed:
+            ws.probed = True
+            ws.pending.append("3probe")
+            self._write(ws)
+            if session.poll is not None:
+                session.noop_pending = True
+                self._answer_poll(session)
+            return
+        if packet.type is UPGRADE_TYPE and ws.probed:
             self._complete_upgrade(ws)
             return
         self._abort_upgrade(session, WS_CLOSE_PROTOCOL)
@@ -132,12 +168,14 @@ class WebSocketMixin(CoreState):
         session.upgrade_deadline = INF
         ws.upgraded = True
         session.ws = ws
-        session.transport = _WEBSOCKET
-        session.set_state(_OPEN)
-        if session.poll_held:
-            # the poll must end; a NOOP is all it gets, packets now go on the websocket
+        session.transport = WEBSOCKET
+        session.set_state(OPEN)
+        self._events.append(Upgraded(session.sid))
+        if session.poll is not None:
+            # the poll must end: a NOOP is all it gets, packets now go on the websocket
             session.noop_pending = True
-        self.events.append(TransportWritable(session))
+            self._answer_poll(session)
+        self._write(ws)
 
     def _abort_upgrade(self, session: Session, code: int = WS_CLOSE_NORMAL) -> None:
         probe = session.probe
@@ -145,23 +183,22 @@ class WebSocketMixin(CoreState):
         if probe is None:
             return
         session.probe = None
-        probe.closed = True
-        if session.state is _UPGRADING:
-            session.set_state(_OPEN)
-        self.events.append(CloseWebSocket(probe, code))
+        if session.state is UPGRADING:
+            session.set_state(OPEN)
+        self._close_socket(probe, code)
 
-    def websocket_closed(self, ws: WebSocket, now: float) -> None:
+    def _websocket_closed(self, ws: WebSocket, now: float) -> None:
         """The peer closed (or the runtime lost) this websocket."""
+        ws.done = True
         if ws.closed:
             return
+        ws.closed = True
         session = ws.session
         if not ws.upgraded:
-            ws.closed = True
             if session.probe is ws:
                 self._abort_upgrade(session)
             return
-        ws.closed = True
-        if session.state is _CLOSING:
+        if session.state is CLOSING:
             self._finish(session)
         else:
             self._close(session, CloseReason.TRANSPORT_CLOSE, now)
@@ -170,8 +207,7 @@ class WebSocketMixin(CoreState):
         if not ws.upgraded:
             self._abort_upgrade(ws.session, code)
             return
-        ws.closed = True
-        self.events.append(CloseWebSocket(ws, code))
+        self._close_socket(ws, code)
         self._close(ws.session, CloseReason.TRANSPORT_ERROR, now)
 
 
