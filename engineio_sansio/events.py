@@ -86,9 +86,10 @@ class MessageReceived(NamedTuple):
 
 
 class Upgraded(NamedTuple):
-    """Session ``sid`` moved from long polling to its websocket."""
+    """Session ``sid`` moved from long polling to websocket ``request_id`` (its probe until now)."""
 
     sid: str
+    request_id: int
 
 
 class SessionClosed(NamedTuple):

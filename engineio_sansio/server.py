@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Callable
+from typing import Callable, Sequence
 
 from ._names import (
     CLOSE_TYPE,
@@ -91,9 +91,11 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, ClosingMixin):
 
     # --- events and time ---------------------------------------------------
 
-    def take_events(self) -> list[Event]:
-        """Return and clear the pending events, oldest first."""
+    def take_events(self) -> Sequence[Event]:
+        """Return and clear the pending events, oldest first (an empty tuple when none)."""
         events = self._events
+        if not events:
+            return ()
         self._events = []
         return events
 

@@ -170,7 +170,7 @@ class WebSocketMixin(CoreState):
         session.ws = ws
         session.transport = WEBSOCKET
         session.set_state(OPEN)
-        self._events.append(Upgraded(session.sid))
+        self._events.append(Upgraded(session.sid, ws.rid))
         if session.poll is not None:
             # the poll must end: a NOOP is all it gets, packets now go on the websocket
             session.noop_pending = True
