@@ -129,8 +129,23 @@ class PollingMixin(CoreState):
             self._close(session, CloseReason.TRANSPORT_ERROR, None)
             self._respond_error(rec, ProtocolError(ErrorCode.BAD_REQUEST, "concurrent post"))
             return
+        length = rec.request.headers.get("content-length")
+        if length is not None:
+            # refused before any of it is read (and before a server sends 100 Continue)
+            try:
+                too_large = int(length) > self._max_size
+            except ValueError:
+                too_large = True
+            if too_large:
+                self._too_large(rec)
+                return
         session.post = rec
         self._requests[rec.rid] = rec
+
+    def _too_large(self, rec: PendingRequest) -> None:
+        headers: Headers = [(b"content-type", b"application/json")]
+        headers.extend(rec.cors)
+        self._events.append(Respond(rec.rid, 413, headers, _TOO_LARGE_BODY))
 
     def receive_body(self, rid: int, data: bytes, more: bool, now: float) -> None:
         """Part of request ``rid``'s body; ``more`` is False on the last part.
@@ -154,9 +169,7 @@ class PollingMixin(CoreState):
             if rec.size > self._max_size:
                 session.post = None
                 del self._requests[rid]
-                headers: Headers = [(b"content-type", b"application/json")]
-                headers.extend(rec.cors)
-                self._events.append(Respond(rid, 413, headers, _TOO_LARGE_BODY))
+                self._too_large(rec)
                 return
             rec.parts.append(data)
         if more:

@@ -161,7 +161,7 @@ async def test_connect_rejections() -> None:
         assert r.status == 401, query
         assert r.headers["content-type"] == "application/json"
         assert json.loads(r.body) == body, query
-    assert eio._core.sessions == {}
+    assert eio._sessions == {}
     await handshake(app, "&x=ok")
 
 
@@ -241,7 +241,7 @@ async def test_send_each_kind_of_data_straight_to_an_idle_websocket() -> None:
             key = "text" if type(frame) is str else "bytes"
             assert message == {"type": "websocket.send", key: frame}, name
         await ws.disconnect()
-    assert eio._core.sessions == {}
+    assert eio._sessions == {}
 
 
 async def test_custom_json_module_is_used() -> None:

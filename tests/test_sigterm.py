@@ -383,6 +383,6 @@ async def test_probe_closed_with_1012_leaves_the_polling_session_alone() -> None
         with anyio.fail_after(5):
             await ws.finished.wait()
     assert reasons == []
-    assert sid in app.engineio_server._core.sessions
+    assert sid in app.engineio_server._sessions
     await app.engineio_server.shutdown()
     assert reasons == [SERVER_DISCONNECT]

@@ -76,7 +76,7 @@ async def control(scope, receive, send):
     if scope["type"] != "http":
         return
     if scope["path"] == "/control/events":
-        body = json.dumps({**seen, "open": len(eio._core.sessions)}).encode()
+        body = json.dumps({**seen, "open": len(eio._sessions)}).encode()
         status = 200
     elif scope["path"] == "/control/shutdown":
         await eio.shutdown()

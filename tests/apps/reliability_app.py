@@ -258,7 +258,7 @@ def snapshot() -> dict[str, Any]:
     return {
         "connects": connects,
         "disconnects": disconnects,
-        "open": len(core.sessions),
+        "open": len(core._sessions),
         "pid": os.getpid(),
         "rss_kib": rss_kib(),
         "tasks": task_count(),
@@ -268,12 +268,15 @@ def snapshot() -> dict[str, Any]:
         else 0,
         "timer_driver": eio._timer_task is not None,
         "timer_heap": len(core._heap),
-        "queued_packets": sum(len(s.outbox) for s in core.sessions.values()),
-        "held_polls": sorted(s.sid for s in core.sessions.values() if s.poll_held),
-        "active_posts": sorted(s.sid for s in core.sessions.values() if s.post_active),
-        "probes": sorted(s.sid for s in core.sessions.values() if s.probe is not None),
-        "transports": {s.sid: s.transport.value for s in core.sessions.values()},
-        "core_events": len(core.events),
+        "queued_packets": sum(len(s.outbox) for s in core._sessions.values()),
+        "held_polls": sorted(s.sid for s in core._sessions.values() if s.poll is not None),
+        "active_posts": sorted(s.sid for s in core._sessions.values() if s.post is not None),
+        "probes": sorted(s.sid for s in core._sessions.values() if s.probe is not None),
+        "transports": {s.sid: s.transport.value for s in core._sessions.values()},
+        "core_events": len(core._events),
+        # requests and websockets the runtime and the core still track
+        "pending_requests": len(eio._http) + len(core._requests),
+        "websockets": len(eio._ws) + len(core._sockets),
         "loop_lag_max": lag["max"],
         "gc_pause_max": gc_pause["max"],
         "gc_pause_total": gc_pause["total"],
@@ -281,7 +284,7 @@ def snapshot() -> dict[str, Any]:
     }
 
 
-PROTOCOL_TYPES = ("Session", "WebSocket", "_SessionRT", "_WSConn", "Route")
+PROTOCOL_TYPES = ("Session", "WebSocket", "PendingRequest", "SessionRT", "WSConn", "PendingHTTP")
 
 
 def protocol_objects() -> dict[str, int]:

@@ -1,0 +1,214 @@
+"""Performing the core's events, and the one timer driver that feeds it the time."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import anyio
+
+from engineio_sansio import (
+    AcceptWebSocket,
+    CloseWebSocket,
+    ConnectRequest,
+    Data,
+    Event,
+    MessageReceived,
+    Respond,
+    SendFrames,
+    SessionClosed,
+    Upgraded,
+)
+
+from ._state import RuntimeState, WSConn
+
+__all__ = ["EventsMixin"]
+
+
+class EventsMixin(RuntimeState):
+    """Every event the core hands out is performed here, in order."""
+
+    async def _perform(self, events: Sequence[Event]) -> None:
+        """Perform ``events`` in order; events they cause are performed as they come."""
+        for ev in events:
+            kind = type(ev)
+            if kind is MessageReceived:
+                await self._on_message(ev.sid, ev.data)  # type: ignore[union-attr]
+            elif kind is SendFrames:
+                await self._write_frames(ev.request_id, ev.frames)  # type: ignore[union-attr]
+            elif kind is Respond:
+                self._deliver(ev)  # type: ignore[arg-type]
+            elif kind is SessionClosed:
+                await self._on_closed(ev.sid, ev.reason.value)  # type: ignore[union-attr]
+            elif kind is CloseWebSocket:
+                await self._close_websocket(ev)  # type: ignore[arg-type]
+            elif kind is AcceptWebSocket:
+                await self._accept_websocket(ev)  # type: ignore[arg-type]
+            elif kind is ConnectRequest:
+                await self._connect(ev)  # type: ignore[arg-type]
+            elif kind is Upgraded:
+                self._upgraded(ev)  # type: ignore[arg-type]
+
+    def _perform_detached(self, events: Sequence[Event]) -> None:
+        """Perform events from the timer driver: nothing here may block it."""
+        backend = self._backend
+        if backend is None:
+            return
+        for ev in events:
+            if type(ev) is Respond:
+                self._deliver(ev)
+            else:
+                backend.spawn_eager(self._perform((ev,)))
+
+    def _deliver(self, ev: Respond) -> None:
+        """Hand a response to the task serving its request (it writes it)."""
+        pending = self._http.get(ev.request_id)
+        if pending is not None:
+            pending.response = ev
+            if pending.waker is not None:
+                pending.waker.wake()
+            if pending.sid is not None and ev.status != 200:
+                self._sessions.pop(pending.sid, None)  # a handshake refused
+            return
+        conn = self._ws.get(ev.request_id)
+        if conn is not None:  # a websocket handshake refused
+            conn.denied = ev
+            if conn.sid is not None:
+                self._sessions.pop(conn.sid, None)
+
+    def _upgraded(self, ev: Upgraded) -> None:
+        rt = self._sessions.get(ev.sid)
+        if rt is not None:
+            rt.transport = "websocket"
+        conn = self._ws.get(ev.request_id)
+        if conn is not None:
+            conn.sid = ev.sid
+            conn.carrier = True
+
+    # --- websockets ------------------------------------------------------------
+
+    async def _accept_websocket(self, ev: AcceptWebSocket) -> None:
+        conn = self._ws.get(ev.request_id)
+        if conn is None:
+            return
+        conn.accepted = True
+        try:
+            if ev.headers:
+                await conn.send({"type": "websocket.accept", "headers": ev.headers})
+            else:
+                await conn.send({"type": "websocket.accept"})
+        except Exception as exc:  # the client is gone already
+            self.logger.info("websocket accept failed (%s)", exc)
+            await self._sent(conn.rid, failed=True)
+
+    async def _write_frames(self, rid: int, frames: tuple[Data, ...]) -> None:
+        conn = self._ws.get(rid)
+        if conn is None:
+            return  # reported gone: the core no longer waits for it
+        if conn.close_sent:  # closed (or its server stopped it): nothing can be written
+            await self._sent(rid, failed=True)
+            return
+        send = conn.send
+        try:
+            for frame in frames:
+                if type(frame) is str:
+                    await send({"type": "websocket.send", "text": frame})
+                else:
+                    await send({"type": "websocket.send", "bytes": frame})
+        except Exception as exc:  # the peer is gone: the core reports it as a close
+            self.logger.info("sid %s: websocket write failed (%s)", conn.sid, exc)
+            conn.close_sent = True
+            await self._sent(rid, failed=True)
+            return
+        await self._sent(rid, failed=False)
+
+    async def _sent(self, rid: int, *, failed: bool) -> None:
+        core = self._core
+        if failed:
+            core.send_failed(rid, self._clock())
+        else:
+            core.frames_sent(rid, self._clock())
+        events = core.take_events()
+        if events:
+            await self._perform(events)
+
+    async def _close_websocket(self, ev: CloseWebSocket) -> None:
+        conn = self._ws.get(ev.request_id)
+        if conn is None or conn.close_code is not None:
+            return
+        if ev.grace and conn.reader is not None and not conn.stopping:
+            # After a CLOSE packet either way, an Engine.IO client closes the websocket
+            # itself. Closing it from here at the same moment races its close frame,
+            # which hypercorn on trio does not survive (the worker process dies of
+            # BusyResourceError, taking every other connection with it), so the
+            # client gets a moment to do it first.
+            if not conn.close_later and self._backend is not None:
+                conn.close_later = True
+                conn.gone = anyio.Event()
+                self._late_closes.add(conn)
+                self._backend.spawn(self._close_later, conn, ev.code, ev.grace)
+            return
+        conn.close_code = ev.code
+        await self._send_close(conn)
+
+    async def _close_later(self, conn: WSConn, code: int, grace: float) -> None:
+        try:
+            if conn.gone is not None:
+                with anyio.move_on_after(grace):
+                    await conn.gone.wait()
+            if conn.reader is not None and conn.close_code is None:
+                conn.close_code = code
+                await self._send_close(conn)
+        finally:
+            self._late_closes.discard(conn)
+
+    async def _send_close(self, conn: WSConn) -> None:
+        if conn.reader is not None:
+            # The reader sends it: granian will not send a close while another task
+            # waits in receive(). A reader busy in a handler sees close_code when it
+            # comes back; one waiting for a frame is woken.
+            if conn.in_receive:
+                conn.reader.wake()
+            return
+        if conn.close_sent:
+            return
+        conn.close_sent = True
+        try:
+            await conn.send({"type": "websocket.close", "code": conn.close_code or 1000})
+        except Exception:
+            pass  # already gone: nothing left to tell it
+
+    # --- the timer driver ------------------------------------------------------
+
+    def _timer_changed(self) -> None:
+        """Make sure the timer driver runs and will wake by the core's next deadline."""
+        deadline = self._core.next_deadline()
+        if deadline is None or deadline >= self._timer_target:
+            return
+        if self._timer_task is None:
+            if self._backend is None or self._closing:
+                return
+            self._timer_task = self._backend.spawn(self._timer_loop)
+        elif self._timer_wake is not None:
+            self._timer_wake.set()
+
+    async def _timer_loop(self) -> None:
+        core = self._core
+        clock = self._clock
+        while True:
+            deadline = core.next_deadline()
+            wake = self._timer_wake = anyio.Event()
+            if deadline is None:
+                self._timer_target = float("inf")
+                await wake.wait()
+                continue
+            # wake a little late rather than early, so neighbouring deadlines share one wake-up
+            self._timer_target = deadline + self._timer_slack
+            delay = self._timer_target - clock()
+            if delay > 0:
+                with anyio.move_on_after(delay):
+                    await wake.wait()
+            self._timer_target = float("inf")
+            core.handle_timer(clock())
+            events = core.take_events()
+            if events:
+                self._perform_detached(events)

@@ -1,0 +1,167 @@
+"""Calling the application: its connect, message and disconnect handlers, and its JSON."""
+
+from __future__ import annotations
+
+import inspect
+import json as _stdlib_json
+from typing import Any, Callable
+
+from engineio_sansio import ConnectRequest
+
+from ._state import RuntimeState, SessionRT
+from .environ import build_environ
+from .exceptions import ConnectionRefusedError
+
+__all__ = ["HandlersMixin", "accepts_args", "encode_data", "maybe_json", "set_json"]
+
+_json: Any = _stdlib_json
+"""The process-wide JSON module (python-engineio's ``json`` option)."""
+
+JSON_START = frozenset('{["tfnNI- \t\r\n')  # first characters JSON text can start with (not digits)
+
+
+def set_json(module: Any) -> None:
+    """Use ``module`` (with ``dumps`` and ``loads``) for every server's JSON, as python-engineio does."""
+    global _json
+    _json = module
+
+
+class HandlersMixin(RuntimeState):
+    """The application's handlers, called as python-engineio calls them."""
+
+    async def _connect(self, ev: ConnectRequest) -> None:
+        """A new session: ask the application's connect handler, then accept or refuse."""
+        sid = ev.sid
+        pending = self._http.get(ev.request_id)
+        if pending is not None:
+            pending.sid = sid
+            scope, receive, send = pending.scope, pending.receive, pending.send
+        else:
+            conn = self._ws[ev.request_id]
+            conn.sid = sid
+            conn.carrier = True
+            scope, receive, send = conn.scope, conn.receive, conn.send
+        self._sessions[sid] = SessionRT(ev.transport.value)
+        ok, body = await self._run_connect(sid, build_environ(scope, receive, send))
+        core = self._core
+        if ok:
+            core.accept(sid, self._clock())
+            self._timer_changed()
+        else:
+            self.logger.info("sid %s: application rejected the connection", sid)
+            self._sessions.pop(sid, None)
+            core.reject(sid, None if body is None else _json.dumps(body).encode("utf-8"))
+        events = core.take_events()
+        if events:
+            await self._perform(events)
+
+    async def _run_connect(self, sid: str, environ: dict[str, Any]) -> tuple[bool, Any]:
+        """Ask the application; returns (accepted, body for the 401 if not)."""
+        handler = self.handlers.get("connect")
+        if handler is None:
+            return True, None
+        try:
+            result = handler(sid, environ)
+            if inspect.isawaitable(result):
+                result = await result
+        except ConnectionRefusedError as exc:
+            return False, exc.error_args
+        except Exception as exc:
+            args = getattr(exc, "error_args", None)
+            if args is None:
+                self.logger.exception("sid %s: connect handler error", sid)
+            return False, args
+        if result is None or result is True:
+            return True, None
+        return False, (None if result is False else result)
+
+    def _is_async_message_handler(self, handler: Callable[..., Any]) -> bool:
+        """Whether ``handler`` is a coroutine function, remembered for the current handler."""
+        if handler is not self._message_handler:
+            self._message_handler = handler
+            self._message_is_async = inspect.iscoroutinefunction(handler)
+        return self._message_is_async
+
+    async def _on_message(self, sid: str, data: Any) -> None:
+        handler = self.handlers.get("message")
+        if handler is None:
+            return
+        if type(data) is str and data and data[0] in JSON_START:
+            data = maybe_json(data)
+        if self.async_handlers and self._is_async_message_handler(handler):
+            rt = self._sessions.get(sid)
+            chain = self._backend.spawn_eager(  # type: ignore[union-attr]
+                self._call_async_message(handler, sid, data), rt.chain if rt is not None else None
+            )
+            if rt is not None:
+                rt.chain = chain
+        else:
+            await self._call_message(handler, sid, data)
+
+    async def _call_async_message(self, handler: Callable[..., Any], sid: str, data: Any) -> None:
+        try:
+            await handler(sid, data)
+        except Exception:
+            self.logger.exception("sid %s: message handler error", sid)
+
+    async def _call_message(self, handler: Callable[..., Any], sid: str, data: Any) -> None:
+        try:
+            result = handler(sid, data)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            self.logger.exception("sid %s: message handler error", sid)
+
+    async def _on_closed(self, sid: str, why: str) -> None:
+        self.logger.info("sid %s: closed (%s)", sid, why)
+        rt = self._sessions.get(sid)
+        handler = self.handlers.get("disconnect")
+        try:
+            if handler is None:
+                return
+            chain = rt.chain if rt is not None else None
+            if chain is not None and not chain.is_set():
+                await chain.wait()  # message handlers that arrived before the close start first
+            try:
+                if self._disconnect_takes_reason:
+                    result = handler(sid, why)
+                else:
+                    result = handler(sid)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                self.logger.exception("sid %s: disconnect handler error", sid)
+        finally:
+            # (the session stays readable from its own disconnect handler, as in python-engineio)
+            if self._sessions.get(sid) is rt:
+                self._sessions.pop(sid, None)
+
+
+def accepts_args(fn: Callable[..., Any], n: int) -> bool:
+    """Whether ``fn`` can be called with ``n`` positional arguments (True if unknowable)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return True
+    try:
+        sig.bind(*range(n))
+    except TypeError:
+        return False
+    return True
+
+
+def maybe_json(text: str) -> Any:
+    """python-engineio's rule: text that parses as JSON (and does not start with a digit) arrives decoded."""
+    try:
+        return _json.loads(text)
+    except ValueError:
+        return text
+
+
+def encode_data(data: Any) -> str | bytes:
+    """What ``send()`` sends for data that is not ``str`` or ``bytes``: JSON for a dict or list."""
+    if isinstance(data, (dict, list)):
+        return _json.dumps(data, separators=(",", ":"))  # type: ignore[no-any-return]
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    return str(data)

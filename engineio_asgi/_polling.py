@@ -1,0 +1,87 @@
+"""HTTP requests: long-polling GETs and POSTs, handshakes, preflights, refusals."""
+
+from __future__ import annotations
+
+from engineio_sansio import Respond
+
+from ._state import PendingHTTP, Receive, RuntimeState, Scope, Send
+from .environ import request_from_scope
+
+__all__ = ["PollingMixin"]
+
+
+class PollingMixin(RuntimeState):
+    """One ASGI ``http`` connection: the request goes to the core, its ``Respond`` comes back."""
+
+    async def _handle_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        core = self._core
+        rid = core.receive_request(request_from_scope(scope), self._clock())
+        pending = self._http[rid] = PendingHTTP(rid, scope, receive, send)
+        try:
+            events = core.take_events()
+            if events:
+                await self._perform(events)
+            if pending.response is None:
+                self._timer_changed()  # a handshake's heartbeat, a GET held during an upgrade
+                if not await self._wait_for_response(pending):
+                    return  # the client left first
+            response = pending.response
+            if response is None:  # (cannot happen: _wait_for_response returned with one)
+                return
+            if response.status == 403:
+                self._origin_refused(scope)
+            try:
+                await _respond(send, response)
+            except Exception as exc:
+                self.logger.info("request %d: response not written (%s)", rid, exc)
+                core.send_failed(rid, self._clock())
+                events = core.take_events()
+                if events:
+                    await self._perform(events)
+        finally:
+            del self._http[rid]
+
+    async def _wait_for_response(self, pending: PendingHTTP) -> bool:
+        """Pass the request's body to the core and wait for its ``Respond``; False if the client left.
+
+        The task waits in ``receive()``, which returns only with more body or when the
+        client leaves; the core's answer wakes it out of there (no watcher task, task
+        group or event per held poll).
+        """
+        core = self._core
+        receive = pending.receive
+        backend = self._backend
+        rid = pending.rid
+        while pending.response is None:
+            waker = pending.waker = backend.waker()  # type: ignore[union-attr]
+            message = None
+            try:
+                with waker:
+                    message = await receive()
+            finally:
+                pending.waker = None
+            if message is None:
+                continue  # woken: the response is here
+            kind = message["type"]
+            if kind == "http.request":
+                core.receive_body(
+                    rid, message.get("body", b""), message.get("more_body", False), self._clock()
+                )
+            elif kind == "http.disconnect":
+                core.connection_lost(rid, self._clock())
+                events = core.take_events()
+                if events:
+                    await self._perform(events)
+                return False
+            events = core.take_events()
+            if events:
+                await self._perform(events)
+        return True
+
+
+async def _respond(send: Send, response: Respond) -> None:
+    body = response.body
+    headers = response.headers
+    headers.append((b"content-length", b"%d" % len(body)))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,142 @@
+"""What the parts of :class:`~engineio_asgi.AsyncServer` share: the runtime's records
+of requests, websockets and sessions, and the state declared once for the type checker."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, MutableMapping, Sequence
+
+from engineio_sansio import ConnectRequest, Event, Respond, Server, ServerConfig
+
+if TYPE_CHECKING:
+    import anyio
+
+    from ._backend import Backend
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class PendingHTTP:
+    """An HTTP request waiting for its ``Respond``: a held GET, a POST being read, a handshake."""
+
+    __slots__ = ("rid", "scope", "receive", "send", "response", "waker", "sid")
+
+    def __init__(self, rid: int, scope: Scope, receive: Receive, send: Send) -> None:
+        self.rid = rid
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.response: Respond | None = None
+        self.waker: Any = None  # the backend's waker, set while the request's task waits in receive()
+        self.sid: str | None = None  # the session it opens, for a handshake
+
+
+class WSConn:
+    """The runtime side of one websocket: its ASGI ``send`` and how it ends."""
+
+    __slots__ = (
+        "rid",
+        "scope",
+        "receive",
+        "send",
+        "sid",
+        "carrier",
+        "accepted",
+        "denied",
+        "close_code",
+        "close_sent",
+        "reader",
+        "in_receive",
+        "close_later",
+        "gone",
+        "stopping",
+    )
+
+    def __init__(self, rid: int, scope: Scope, receive: Receive, send: Send) -> None:
+        self.rid = rid
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.sid: str | None = None  # the session it carries (a handshake's, or once upgraded)
+        self.carrier = False  # it carries its session (False for a probe)
+        self.accepted = False
+        self.denied: Respond | None = None  # the refusal of its handshake, if refused
+        self.close_code: int | None = None
+        self.close_sent = False
+        self.reader: Any = None  # the backend's waker around the reader's receive()
+        self.in_receive = False
+        self.close_later = False
+        self.gone: anyio.Event | None = None  # set when the reader ends, made only while a close waits
+        self.stopping = False  # the ASGI server is ending it: close at once, no grace
+
+
+class SessionRT:
+    """The runtime side of a session: user data, its transport, the handler chain."""
+
+    __slots__ = ("data", "transport", "chain")
+
+    def __init__(self, transport: str) -> None:
+        self.data: dict[str, Any] | None = None  # the user session, made on first use
+        self.transport = transport
+        self.chain: Any = None  # keeps concurrent handlers starting in arrival order
+
+
+class RuntimeState:
+    """The state :class:`~engineio_asgi.AsyncServer`'s parts share (set up by its constructor)."""
+
+    config: ServerConfig
+    logger: logging.Logger
+    handlers: dict[str, Callable[..., Any]]
+    async_handlers: bool
+    _core: Server
+    _backend: Backend | None
+    _clock: Callable[[], float]
+    _http: dict[int, PendingHTTP]
+    _ws: dict[int, WSConn]
+    _sessions: dict[str, SessionRT]
+    _late_closes: set[WSConn]
+    _timer_task: Any
+    _timer_wake: anyio.Event | None
+    _timer_target: float
+    _timer_slack: float
+    _closing: bool
+    _disconnect_takes_reason: bool
+    _message_handler: Any
+    _message_is_async: bool
+
+    if TYPE_CHECKING:  # each is defined by one part and called by others
+
+        async def _perform(self, events: Sequence[Event]) -> None:
+            raise NotImplementedError
+
+        def _perform_detached(self, events: Sequence[Event]) -> None:
+            raise NotImplementedError
+
+        def _timer_changed(self) -> None:
+            raise NotImplementedError
+
+        def _origin_refused(self, scope: Scope) -> None:
+            raise NotImplementedError
+
+        def _is_async_message_handler(self, handler: Callable[..., Any]) -> bool:
+            raise NotImplementedError
+
+        async def _call_async_message(self, handler: Callable[..., Any], sid: str, data: Any) -> None:
+            raise NotImplementedError
+
+        async def _call_message(self, handler: Callable[..., Any], sid: str, data: Any) -> None:
+            raise NotImplementedError
+
+        async def _send_close(self, conn: WSConn) -> None:
+            raise NotImplementedError
+
+        async def _on_message(self, sid: str, data: Any) -> None:
+            raise NotImplementedError
+
+        async def _on_closed(self, sid: str, why: str) -> None:
+            raise NotImplementedError
+
+        async def _connect(self, ev: ConnectRequest) -> None:
+            raise NotImplementedError

@@ -1,0 +1,163 @@
+"""Websocket connections: the handshake, the reader, and how a stopping server ends them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+
+from engineio_sansio import CLIENT_CLOSE_GRACE, WS_CLOSE_POLICY, MessageReceived, Respond
+
+from ._handlers import JSON_START, maybe_json
+from ._state import Receive, RuntimeState, Scope, Send, WSConn
+from .environ import request_from_scope
+
+__all__ = ["WS_CLOSE_SERVICE_RESTART", "WebSocketMixin"]
+
+# The close code uvicorn gives every websocket when it stops (all three of its
+# websocket implementations). Browsers cannot send it (they may only send 1000 and
+# 3000-4999) and Engine.IO clients do not, so it is read as "the server went away".
+WS_CLOSE_SERVICE_RESTART = 1012
+# How a websocket's reader ended, as far as a stopping ASGI server goes
+_NOT_STOPPED: Any = object()
+_STOPPED_CLOSED: Any = object()  # closed with 1012: nothing more can be sent
+_STOPPED_CANCELLED: Any = object()  # the connection's task cancelled: it is still open
+
+
+class WebSocketMixin(RuntimeState):
+    """One ASGI ``websocket`` connection, from its handshake to its end."""
+
+    async def _handle_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        core = self._core
+        rid = core.receive_request(request_from_scope(scope), self._clock(), websocket=True)
+        conn = self._ws[rid] = WSConn(rid, scope, receive, send)
+        try:
+            events = core.take_events()
+            if events:
+                await self._perform(events)  # the connect handler, the accept, the OPEN packet
+            self._timer_changed()
+            refusal = conn.denied
+            if isinstance(refusal, Respond):
+                if refusal.status == 403:
+                    self._origin_refused(scope)
+                await _deny(scope, send, refusal)
+                return
+            if conn.accepted and conn.close_code is None:
+                await self._read_websocket(conn)
+        finally:
+            del self._ws[rid]
+
+    async def _read_websocket(self, conn: WSConn) -> None:
+        """Read frames until the websocket ends; the one task always waiting in ``receive()``."""
+        # This frame lives as long as the websocket: keep its locals few.
+        core = self._core
+        clock = self._clock
+        rid = conn.rid
+        receive = conn.receive
+        conn.reader = self._backend.waker()  # type: ignore[union-attr]
+        stopped = _NOT_STOPPED  # whether (and how) the ASGI server ended it by stopping
+        try:
+            with conn.reader:
+                handler = self.handlers.get("message")
+                is_async = handler is not None and self._is_async_message_handler(handler)
+                run_async = self.async_handlers and is_async
+                call = self._call_async_message if is_async else self._call_message
+                spawn = self._backend.spawn_eager  # type: ignore[union-attr]
+                sessions = self._sessions
+                while conn.close_code is None:
+                    conn.in_receive = True
+                    message = await receive()
+                    conn.in_receive = False
+                    if message["type"] != "websocket.receive":
+                        if message["type"] == "websocket.disconnect":
+                            if message.get("code") == WS_CLOSE_SERVICE_RESTART:
+                                stopped = _STOPPED_CLOSED
+                            break
+                        continue
+                    try:
+                        frame = message["text"]
+                    except KeyError:  # the key may be left out of a binary frame's message
+                        frame = None
+                    if frame is None:
+                        frame = message.get("bytes") or b""
+                    core.receive_frame(rid, frame, clock())
+                    events = core.take_events()
+                    if not events:
+                        continue
+                    ev = events[0]
+                    if len(events) != 1 or type(ev) is not MessageReceived or handler is None:
+                        await self._perform(events)
+                        continue
+                    # the usual event, a message, handled here without a call through _perform
+                    sid = ev.sid
+                    data = ev.data
+                    # (a bytes message's first item is an int: never in JSON_START)
+                    if data and data[0] in JSON_START and type(data) is str:
+                        data = maybe_json(data)
+                    if run_async:
+                        rt = sessions.get(sid)
+                        if rt is not None:
+                            rt.chain = spawn(call(handler, sid, data), rt.chain)
+                    elif is_async:
+                        try:
+                            await handler(sid, data)
+                        except Exception:
+                            self.logger.exception("sid %s: message handler error", sid)
+                    else:
+                        await call(handler, sid, data)
+        except anyio.get_cancelled_exc_class():
+            # Our own wake-ups end quietly at the waker: a cancellation that gets here
+            # is the ASGI server's, which cancels connections only when it stops
+            # (hypercorn after its graceful timeout, uvicorn after its own).
+            stopped = _STOPPED_CANCELLED
+            raise
+        finally:
+            conn.reader = None
+            conn.in_receive = False
+            if conn.gone is not None:
+                conn.gone.set()
+            with anyio.CancelScope(shield=True):
+                if conn.close_code is not None and not conn.close_sent:
+                    await self._send_close(conn)
+                if stopped is not _NOT_STOPPED and conn.carrier:
+                    await self._server_stopped(conn, still_open=stopped is _STOPPED_CANCELLED)
+                core.connection_lost(rid, clock())
+                events = core.take_events()
+                if events:
+                    await self._perform(events)
+
+    async def _server_stopped(self, conn: WSConn, *, still_open: bool) -> None:
+        """The ASGI server ended this websocket because it is stopping: a server disconnect.
+
+        What is possible depends on the server (docs/deployment.md has the table):
+        uvicorn closes every websocket with 1012 at once and its transport is gone,
+        so the reason is all that can be set; hypercorn cancels the connection's task
+        after its graceful timeout while the websocket is still open, so the client
+        still gets the CLOSE packet and a close frame (bounded: the process is
+        going away). A close with 1001 is not taken as a stop: browsers send it
+        when a page goes away, and no server we run sends it when stopping.
+        """
+        conn.stopping = True
+        if not still_open:
+            conn.close_sent = True  # nothing can be written any more
+        core = self._core
+        core.close(conn.sid, self._clock())  # reason server disconnect, CLOSE queued
+        events = core.take_events()
+        if events:
+            with anyio.move_on_after(CLIENT_CLOSE_GRACE):
+                # the disconnect handler, then the CLOSE packet, then the close frame
+                await self._perform(events)
+
+
+async def _deny(scope: Scope, send: Send, response: Respond) -> None:
+    """Refuse a websocket: an HTTP answer where the server supports it, else close before accept."""
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        headers = list(response.headers)
+        headers.append((b"content-length", b"%d" % len(response.body)))
+        await send({"type": "websocket.http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": response.body})
+    else:
+        await send({"type": "websocket.close", "code": WS_CLOSE_POLICY})
