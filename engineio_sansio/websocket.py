@@ -8,6 +8,7 @@ from ._names import (
     CLOSING,
     MESSAGE,
     OPEN,
+    OPENING,
     PING_TYPE,
     UPGRADE_TYPE,
     UPGRADING,
@@ -197,6 +198,9 @@ class WebSocketMixin(CoreState):
         if not ws.upgraded:
             if session.probe is ws:
                 self._abort_upgrade(session)
+            return
+        if session.state is OPENING:  # gone while the application decides: told once it has
+            session.handshake_lost = True
             return
         if session.state is CLOSING:
             self._finish(session)
