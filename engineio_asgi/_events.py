@@ -126,7 +126,7 @@ class EventsMixin(RuntimeState):
         if failed:
             core.send_failed(rid, self._clock())
         else:
-            core.frames_sent(rid, self._clock())
+            core.frames_sent(rid)
         events = core.take_events()
         if events:
             await self._perform(events)

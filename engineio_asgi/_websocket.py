@@ -45,89 +45,88 @@ class WebSocketMixin(RuntimeState):
                     self._origin_refused(scope)
                 await _deny(scope, send, refusal)
                 return
-            if conn.accepted and conn.close_code is None:
-                await self._read_websocket(conn)
-        finally:
-            del self._ws[rid]
-
-    async def _read_websocket(self, conn: WSConn) -> None:
-        """Read frames until the websocket ends; the one task always waiting in ``receive()``."""
-        # This frame lives as long as the websocket: keep its locals few.
-        core = self._core
-        clock = self._clock
-        rid = conn.rid
-        receive = conn.receive
-        conn.reader = self._backend.waker()  # type: ignore[union-attr]
-        stopped = _NOT_STOPPED  # whether (and how) the ASGI server ended it by stopping
-        try:
-            with conn.reader:
-                handler = self.handlers.get("message")
-                is_async = handler is not None and self._is_async_message_handler(handler)
-                run_async = self.async_handlers and is_async
-                call = self._call_async_message if is_async else self._call_message
-                spawn = self._backend.spawn_eager  # type: ignore[union-attr]
-                sessions = self._sessions
-                while conn.close_code is None:
-                    conn.in_receive = True
-                    message = await receive()
-                    conn.in_receive = False
-                    if message["type"] != "websocket.receive":
-                        if message["type"] == "websocket.disconnect":
-                            if message.get("code") == WS_CLOSE_SERVICE_RESTART:
-                                stopped = _STOPPED_CLOSED
-                            break
-                        continue
-                    try:
-                        frame = message["text"]
-                    except KeyError:  # the key may be left out of a binary frame's message
-                        frame = None
-                    if frame is None:
-                        frame = message.get("bytes") or b""
-                    core.receive_frame(rid, frame, clock())
-                    events = core.take_events()
-                    if not events:
-                        continue
-                    ev = events[0]
-                    if len(events) != 1 or type(ev) is not MessageReceived or handler is None:
-                        await self._perform(events)
-                        continue
-                    # the usual event, a message, handled here without a call through _perform
-                    sid = ev.sid
-                    data = ev.data
-                    # (a bytes message's first item is an int: never in JSON_START)
-                    if data and data[0] in JSON_START and type(data) is str:
-                        data = maybe_json(data)
-                    if run_async:
-                        rt = sessions.get(sid)
-                        if rt is not None:
-                            rt.chain = spawn(call(handler, sid, data), rt.chain)
-                    elif is_async:
+            if not conn.accepted or conn.close_code is not None:
+                return
+            # From here on this task reads frames until the websocket ends, the one task
+            # always waiting in receive(). (Read here, not in a coroutine of its own: each
+            # level of await is passed through twice per message, and lives as long as
+            # the connection.)
+            clock = self._clock
+            conn.reader = self._backend.waker()  # type: ignore[union-attr]
+            stopped = _NOT_STOPPED  # whether (and how) the ASGI server ended it by stopping
+            try:
+                with conn.reader:
+                    handler = self.handlers.get("message")
+                    is_async = handler is not None and self._is_async_message_handler(handler)
+                    run_async = self.async_handlers and is_async
+                    call = self._call_async_message if is_async else self._call_message
+                    spawn = self._backend.spawn_eager  # type: ignore[union-attr]
+                    sessions = self._sessions
+                    while conn.close_code is None:
+                        conn.in_receive = True
+                        message = await receive()
+                        conn.in_receive = False
+                        if message["type"] != "websocket.receive":
+                            if message["type"] == "websocket.disconnect":
+                                if message.get("code") == WS_CLOSE_SERVICE_RESTART:
+                                    stopped = _STOPPED_CLOSED
+                                break
+                            continue
                         try:
-                            await handler(sid, data)
-                        except Exception:
-                            self.logger.exception("sid %s: message handler error", sid)
-                    else:
-                        await call(handler, sid, data)
-        except anyio.get_cancelled_exc_class():
-            # Our own wake-ups end quietly at the waker: a cancellation that gets here
-            # is the ASGI server's, which cancels connections only when it stops
-            # (hypercorn after its graceful timeout, uvicorn after its own).
-            stopped = _STOPPED_CANCELLED
-            raise
+                            frame = message["text"]
+                        except KeyError:  # the key may be left out of a binary frame's message
+                            frame = None
+                        if frame is None:
+                            frame = message.get("bytes") or b""
+                        core.receive_frame(rid, frame, clock())
+                        events = core.take_events()
+                        if not events:
+                            continue
+                        ev = events[0]
+                        if len(events) != 1 or type(ev) is not MessageReceived or handler is None:
+                            await self._perform(events)
+                            continue
+                        # the usual event, a message, handled here without a call through _perform
+                        sid = ev.sid
+                        data = ev.data
+                        # (a bytes message's first item is an int: never in JSON_START)
+                        if data and data[0] in JSON_START and type(data) is str:
+                            data = maybe_json(data)
+                        if run_async:
+                            rt = sessions.get(sid)
+                            if rt is not None:
+                                rt.chain = spawn(call(handler, sid, data), rt.chain)
+                        elif is_async:
+                            try:
+                                await handler(sid, data)
+                            except Exception:
+                                self.logger.exception("sid %s: message handler error", sid)
+                        else:
+                            await call(handler, sid, data)
+            except anyio.get_cancelled_exc_class():
+                # Our own wake-ups end quietly at the waker: a cancellation that gets here
+                # is the ASGI server's, which cancels connections only when it stops
+                # (hypercorn after its graceful timeout, uvicorn after its own).
+                stopped = _STOPPED_CANCELLED
+                raise
+            finally:
+                conn.reader = None
+                conn.in_receive = False
+                if conn.gone is not None:
+                    conn.gone.set()
+                with anyio.CancelScope(shield=True):
+                    if conn.close_code is not None and not conn.close_sent:
+                        await self._send_close(conn)
+                    if stopped is not _NOT_STOPPED and conn.carrier:
+                        await self._server_stopped(conn, still_open=stopped is _STOPPED_CANCELLED)
         finally:
-            conn.reader = None
-            conn.in_receive = False
-            if conn.gone is not None:
-                conn.gone.set()
+            # however it ended (refused, ignored, closed, lost), the core is told, once
             with anyio.CancelScope(shield=True):
-                if conn.close_code is not None and not conn.close_sent:
-                    await self._send_close(conn)
-                if stopped is not _NOT_STOPPED and conn.carrier:
-                    await self._server_stopped(conn, still_open=stopped is _STOPPED_CANCELLED)
-                core.connection_lost(rid, clock())
+                core.connection_lost(rid, self._clock())
                 events = core.take_events()
                 if events:
                     await self._perform(events)
+            del self._ws[rid]
 
     async def _server_stopped(self, conn: WSConn, *, still_open: bool) -> None:
         """The ASGI server ended this websocket because it is stopping: a server disconnect.

@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 import anyio
 import sniffio
 
-from engineio_sansio import CloseReason, PacketType, Request, Server, ServerConfig
+from engineio_sansio import CloseReason, PacketType, Request, SendFrames, Server, ServerConfig
 from engineio_sansio.http import origin_entry_problem, own_origins
 from engineio_sansio.routing import default_sid
 
@@ -196,16 +196,42 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, EventsMixin):
 
         An unknown or closed ``sid`` is logged and ignored, as python-engineio does.
         """
-        if type(data) is not str and type(data) is not bytes:
+        if type(data) is str:
+            key = "text"
+        elif type(data) is bytes:
+            key = "bytes"
+        else:
             data = encode_data(data)
+            key = "text" if type(data) is str else "bytes"
         core = self._core
         if not core.send(sid, data):
             why = "session is closing" if sid in self._sessions else "no such session"
             self.logger.warning("cannot send to sid %s: %s", sid, why)
             return
         events = core.take_events()
-        if events:
-            await self._perform(events)
+        if not events:
+            return
+        ev = events[0]
+        if len(events) == 1 and type(ev) is SendFrames and len(ev.frames) == 1:
+            # The usual case, one frame for an idle websocket, written here rather
+            # than through _perform: three coroutines fewer per message. The frame
+            # is text for text data and bytes for bytes, so `key` holds.
+            rid = ev.request_id
+            conn = self._ws.get(rid)
+            if conn is not None and not conn.close_sent:
+                try:
+                    await conn.send({"type": "websocket.send", key: ev.frames[0]})
+                except Exception as exc:
+                    self.logger.info("sid %s: websocket write failed (%s)", sid, exc)
+                    conn.close_sent = True
+                    core.send_failed(rid, self._clock())
+                else:
+                    core.frames_sent(rid)
+                events = core.take_events()
+                if events:
+                    await self._perform(events)
+                return
+        await self._perform(events)
 
     async def send_packet(self, sid: str, pkt: Any) -> None:
         """Send a message packet: one of ours, or python-engineio's ``Packet``.

@@ -210,7 +210,8 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, ClosingMixin):
                 else:
                     frame = session.codec.encode_message_frame(data)
                 ws.busy = True
-                self._events.append(SendFrames(ws.rid, (frame,)))
+                # (tuple.__new__ skips the NamedTuple's Python-level __new__: once per message)
+                self._events.append(_new_event(SendFrames, (ws.rid, (frame,))))
                 return True
         if session.state is CLOSED or session.state is CLOSING:
             return False
@@ -259,6 +260,9 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, ClosingMixin):
                 self._queue(session, Packet(PONG_TYPE, packet.data))
             return True
         return t is NOOP_TYPE  # OPEN or UPGRADE from a client have no place here
+
+
+_new_event = tuple.__new__
 
 
 def _check_text(text: str) -> None:

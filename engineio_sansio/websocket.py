@@ -38,6 +38,7 @@ CLIENT_CLOSE_GRACE = 1.0
 """After a CLOSE packet went either way on a websocket, how long the client has to close
 it before the server does (a client that closes first avoids a close race)."""
 _AFTER_TYPE = slice(1, None)  # frame[_AFTER_TYPE] is frame[1:] without building a slice each time
+_new_event = tuple.__new__
 
 
 class WebSocketMixin(CoreState):
@@ -59,8 +60,9 @@ class WebSocketMixin(CoreState):
             and session.state is OPEN
             and len(frame) <= self._quarter_size
         ):
-            # the common case: a text message on an open websocket
-            self._events.append(MessageReceived(session.sid, frame[_AFTER_TYPE]))
+            # the common case: a text message on an open websocket (tuple.__new__ skips
+            # the NamedTuple's Python-level __new__: once per message)
+            self._events.append(_new_event(MessageReceived, (session.sid, frame[_AFTER_TYPE])))
             return
         if ws.closed or session.state is CLOSED:
             return
@@ -89,7 +91,7 @@ class WebSocketMixin(CoreState):
         if not self._control(session, packet, now):
             self._ws_fail(ws, WS_CLOSE_PROTOCOL, now)
 
-    def frames_sent(self, rid: int, now: float) -> None:
+    def frames_sent(self, rid: int) -> None:
         """The frames of the last :class:`~engineio_sansio.SendFrames` for ``rid`` are written."""
         ws = self._sockets.get(rid)
         if ws is None:
@@ -98,7 +100,8 @@ class WebSocketMixin(CoreState):
         if not ws.busy:
             raise LocalProtocolError(f"frames_sent({rid}): no frames were handed out for it")
         ws.busy = False
-        self._write(ws)
+        if ws.pending or ws.close_code is not None or ws.session.outbox:
+            self._write(ws)
 
     def _write(self, ws: WebSocket) -> None:
         """Hand out what websocket ``ws`` has to write next: frames, else its close."""
