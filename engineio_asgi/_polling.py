@@ -16,30 +16,39 @@ class PollingMixin(RuntimeState):
     async def _handle_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         core = self._core
         rid = core.receive_request(request_from_scope(scope), self._clock())
+        events = core.take_events()
+        if len(events) == 1:
+            response = events[0]
+            if type(response) is Respond and response.request_id == rid:
+                # answered at once (a poll with packets waiting, a refusal, a preflight)
+                await self._write_response(scope, send, response)
+                return
         pending = self._http[rid] = PendingHTTP(rid, scope, receive, send)
         try:
-            events = core.take_events()
             if events:
                 await self._perform(events)
             if pending.response is None:
-                self._timer_changed()  # a handshake's heartbeat, a GET held during an upgrade
+                if scope["method"] == "GET":
+                    self._timer_changed()  # a GET held during an upgrade has a deadline
                 if not await self._wait_for_response(pending):
                     return  # the client left first
-            response = pending.response
-            if response is None:  # (cannot happen: _wait_for_response returned with one)
-                return
-            if response.status == 403:
-                self._origin_refused(scope)
-            try:
-                await _respond(send, response)
-            except Exception as exc:
-                self.logger.info("request %d: response not written (%s)", rid, exc)
-                core.send_failed(rid, self._clock())
-                events = core.take_events()
-                if events:
-                    await self._perform(events)
+            if pending.response is not None:
+                await self._write_response(scope, send, pending.response)
         finally:
             del self._http[rid]
+
+    async def _write_response(self, scope: Scope, send: Send, response: Respond) -> None:
+        if response.status == 403:
+            self._origin_refused(scope)
+        try:
+            await _respond(send, response)
+        except Exception as exc:
+            self.logger.info("request %d: response not written (%s)", response.request_id, exc)
+            core = self._core
+            core.send_failed(response.request_id, self._clock())
+            events = core.take_events()
+            if events:
+                await self._perform(events)
 
     async def _wait_for_response(self, pending: PendingHTTP) -> bool:
         """Pass the request's body to the core and wait for its ``Respond``; False if the client left.
