@@ -128,10 +128,12 @@ def test_example_run_as_a_script_listens_on_env_port(path: str) -> None:
 # --- the embedding example: heartbeats from one timer task, and the core's policy -----------
 
 
-@pytest.fixture(scope="module")
-def embedding() -> Iterator[Proc]:
+@pytest.fixture(scope="module", params=["asyncio", "trio"])
+def embedding(request: pytest.FixtureRequest) -> Iterator[Proc]:
+    # the timer task and the held polls' wake-ups are the runtime's: check them on both backends
     port = free_port()
-    extra = ["--ping-interval", str(PING_INTERVAL), "--ping-timeout", str(PING_TIMEOUT)]
+    extra = ["--backend", request.param, "--ping-interval", str(PING_INTERVAL)]
+    extra += ["--ping-timeout", str(PING_TIMEOUT)]
     with running(docstring_command("examples/embedding/server.py", "server.py", port, extra), port) as proc:
         yield proc
 
