@@ -236,6 +236,7 @@ class RoutingMixin(CoreState):
         if ws is not None:
             rid = ws.rid
             ws.closed = ws.done = True
+            del self._sockets[rid]  # the request is done: a later connection_lost is ignored
         elif rec is not None:
             rid = rec.rid
             headers.extend(rec.cors)
