@@ -21,9 +21,6 @@ from engineio_sansio import (
     ProtocolError,
     Request,
     Response,
-    Route,
-    RouteKind,
-    Server,
     ServerConfig,
 )
 from engineio_sansio.http import choose_encoding, compress_body, cookie_header, error_response, parse_query
@@ -31,6 +28,18 @@ from engineio_sansio.http import choose_encoding, compress_body, cookie_header, 
 from .client_model import Client, Hub, decode_poll_body, error_json, response_body
 
 HS_QUERY = {"EIO": "4", "transport": "polling"}
+
+
+def answer(config: ServerConfig, request: Request, *, websocket: bool = False) -> Response:
+    """What a fresh server answers: the handshake's answer (the application accepts), an
+    error, the preflight's; an accepted websocket as a 101 with its extra headers."""
+    hub = Hub(config)
+    rid = hub.request(request, websocket=websocket)
+    if websocket and hub.sockets[rid].accepted:
+        return Response(101, hub.sockets[rid].accept_headers)
+    resp = hub.response(rid)
+    assert resp is not None, f"{request!r} got no answer"
+    return resp
 
 
 def route(
@@ -41,24 +50,27 @@ def route(
     scheme: str = "http",
     query: dict[str, str] | None = None,
     websocket: bool = False,
-) -> Route | Response:
+) -> Response:
     q = dict(query if query is not None else HS_QUERY)
     if websocket and query is None:
         q["transport"] = "websocket"
-    return Server(config).route(Request(method, q, headers, scheme), 0.0, websocket=websocket)
+    return answer(config, Request(method, q, headers, scheme), websocket=websocket)
 
 
-def cors(r: Route | Response) -> dict[bytes, bytes]:
-    headers = r.cors if isinstance(r, Route) else r.headers
+def served(r: Response) -> bool:
+    """The request was served (a handshake answered or accepted, a preflight answered)."""
+    return r.status in (101, 200, 204)
+
+
+def cors(r: Response) -> dict[bytes, bytes]:
     out: dict[bytes, bytes] = {}
-    for k, v in headers:
+    for k, v in r.headers:
         assert k not in out or k == b"vary", f"header {k!r} twice"
         out[k] = v
     return {k: v for k, v in out.items() if k.startswith(b"access-control-")}
 
 
-def assert_forbidden(r: Route | Response) -> None:
-    assert isinstance(r, Response), f"a refused origin must get an error response, got {r!r}"
+def assert_forbidden(r: Response) -> None:
     assert r.status == 403, r
     body = error_json(r)
     assert body["code"] == 4 and set(body) == {"code", "message"}
@@ -116,14 +128,14 @@ def test_error_messages_are_the_reference_strings() -> None:
 def test_no_origin_header_no_cors_headers() -> None:
     for allowed in (None, "*", ["https://a.example"], lambda o: False):
         r = route(ServerConfig(cors_allowed_origins=allowed), {"host": "h.example"})
-        assert isinstance(r, Route), f"{allowed!r}: a request without Origin is not cross-origin"
+        assert served(r), f"{allowed!r}: a request without Origin is not cross-origin"
         assert cors(r) == {}
 
 
 def test_same_origin_default_from_host_and_scheme() -> None:
     cfg = ServerConfig()
     r = route(cfg, {"host": "h.example:8000", "origin": "http://h.example:8000"})
-    assert isinstance(r, Route)
+    assert served(r)
     assert cors(r)[b"access-control-allow-origin"] == b"http://h.example:8000"
     assert cors(r)[b"access-control-allow-credentials"] == b"true"
     assert_forbidden(route(cfg, {"host": "h.example:8000", "origin": "http://evil.example"}))
@@ -134,11 +146,11 @@ def test_same_origin_default_from_host_and_scheme() -> None:
 def test_same_origin_default_https_and_websocket_schemes() -> None:
     cfg = ServerConfig()
     h = {"host": "h.example"}
-    assert isinstance(route(cfg, {**h, "origin": "https://h.example"}, scheme="https"), Route)
+    assert served(route(cfg, {**h, "origin": "https://h.example"}, scheme="https"))
     assert_forbidden(route(cfg, {**h, "origin": "http://h.example"}, scheme="https"))
     # a websocket request's scheme is ws/wss while the browser's Origin is http/https
-    assert isinstance(route(cfg, {**h, "origin": "http://h.example"}, scheme="ws", websocket=True), Route)
-    assert isinstance(route(cfg, {**h, "origin": "https://h.example"}, scheme="wss", websocket=True), Route)
+    assert served(route(cfg, {**h, "origin": "http://h.example"}, scheme="ws", websocket=True))
+    assert served(route(cfg, {**h, "origin": "https://h.example"}, scheme="wss", websocket=True))
     assert_forbidden(route(cfg, {**h, "origin": "http://h.example"}, scheme="wss", websocket=True))
 
 
@@ -154,11 +166,11 @@ def test_same_origin_default_behind_a_proxy() -> None:
             "origin": "https://app.example",
         },
     )
-    assert isinstance(ok, Route), "the forwarded scheme and host make the public origin"
+    assert served(ok), "the forwarded scheme and host make the public origin"
     ok = route(cfg, {**base, "x-forwarded-proto": "https, http", "origin": "https://10.0.0.5:8000"})
-    assert isinstance(ok, Route), "X-Forwarded-Proto alone, first value of a list"
+    assert served(ok), "X-Forwarded-Proto alone, first value of a list"
     ok = route(cfg, {**base, "x-forwarded-host": "app.example, proxy2", "origin": "http://app.example"})
-    assert isinstance(ok, Route), "X-Forwarded-Host alone, first value of a list"
+    assert served(ok), "X-Forwarded-Host alone, first value of a list"
     assert_forbidden(route(cfg, {**base, "x-forwarded-host": "app.example", "origin": "http://evil.example"}))
 
 
@@ -174,7 +186,7 @@ def test_same_origin_default_behind_a_proxy_also_accepts_the_direct_origin() -> 
             "origin": "http://10.0.0.5:8000",
         },
     )
-    assert isinstance(r, Route), (
+    assert served(r), (
         "with X-Forwarded-* present the seed still accepts Origin == scheme://Host; the core refused it: "
         f"{r!r}"
     )
@@ -182,14 +194,14 @@ def test_same_origin_default_behind_a_proxy_also_accepts_the_direct_origin() -> 
 
 def test_star_allows_every_origin() -> None:
     r = route(ServerConfig(cors_allowed_origins="*"), {"host": "h", "origin": "https://anything.example"})
-    assert isinstance(r, Route)
+    assert served(r)
     # with credentials the browser refuses "*", so the origin itself is echoed
     assert cors(r)[b"access-control-allow-origin"] == b"https://anything.example"
     r = route(
         ServerConfig(cors_allowed_origins="*", cors_credentials=False),
         {"host": "h", "origin": "https://anything.example"},
     )
-    assert isinstance(r, Route)
+    assert served(r)
     value = cors(r)[b"access-control-allow-origin"]
     assert value in (b"*", b"https://anything.example")
     assert b"access-control-allow-credentials" not in cors(r)
@@ -198,7 +210,7 @@ def test_star_allows_every_origin() -> None:
 def test_single_origin_string() -> None:
     cfg = ServerConfig(cors_allowed_origins="https://a.example")
     r = route(cfg, {"host": "h", "origin": "https://a.example"})
-    assert isinstance(r, Route) and cors(r)[b"access-control-allow-origin"] == b"https://a.example"
+    assert served(r) and cors(r)[b"access-control-allow-origin"] == b"https://a.example"
     assert_forbidden(route(cfg, {"host": "h", "origin": "https://b.example"}))
     assert_forbidden(route(cfg, {"host": "h", "origin": "http://h"}))  # same origin is not implied
 
@@ -207,20 +219,20 @@ def test_origin_list() -> None:
     cfg = ServerConfig(cors_allowed_origins=["https://a.example", "https://b.example"])
     for o in ("https://a.example", "https://b.example"):
         r = route(cfg, {"host": "h", "origin": o})
-        assert isinstance(r, Route) and cors(r)[b"access-control-allow-origin"] == o.encode()
+        assert served(r) and cors(r)[b"access-control-allow-origin"] == o.encode()
     assert_forbidden(route(cfg, {"host": "h", "origin": "https://c.example"}))
     assert_forbidden(route(cfg, {"host": "h", "origin": "https://a.example.evil"}))
     star = ServerConfig(cors_allowed_origins=["https://a.example", "*"])
-    assert isinstance(route(star, {"host": "h", "origin": "https://z.example"}), Route)
+    assert served(route(star, {"host": "h", "origin": "https://z.example"}))
 
 
 def test_empty_list_disables_cors_entirely() -> None:
     cfg = ServerConfig(cors_allowed_origins=[])
     r = route(cfg, {"host": "h", "origin": "https://evil.example"})
-    assert isinstance(r, Route), "[] means: no origin check at all"
+    assert served(r), "[] means: no origin check at all"
     assert cors(r) == {}, "[] means: no CORS headers at all"
     pre = route(cfg, {"host": "h", "origin": "https://x"}, method="OPTIONS")
-    assert isinstance(pre, Route) and cors(pre) == {}
+    assert served(pre) and cors(pre) == {}
 
 
 def test_callable_origin_predicate() -> None:
@@ -232,7 +244,7 @@ def test_callable_origin_predicate() -> None:
 
     cfg = ServerConfig(cors_allowed_origins=allowed)
     r = route(cfg, {"host": "h", "origin": "https://x.good.example"})
-    assert isinstance(r, Route) and cors(r)[b"access-control-allow-origin"] == b"https://x.good.example"
+    assert served(r) and cors(r)[b"access-control-allow-origin"] == b"https://x.good.example"
     assert_forbidden(route(cfg, {"host": "h", "origin": "https://x.bad.example"}))
     assert seen == ["https://x.good.example", "https://x.bad.example"]
 
@@ -241,7 +253,7 @@ def test_callable_origin_predicate_taking_environ() -> None:
     """The seed (python-engineio base_server._cors_allowed_origins) calls
     ``cors_allowed_origins(origin, environ)`` first and falls back to ``(origin)`` on
     TypeError, so seed applications may pass a two-argument predicate. Whatever the
-    core passes as the second argument, route() must not raise."""
+    core passes as the second argument, the request must not raise."""
     calls: list[str] = []
 
     def allowed(origin: str, environ: Any) -> bool:
@@ -253,8 +265,8 @@ def test_callable_origin_predicate_taking_environ() -> None:
         ok = route(cfg, {"host": "h", "origin": "https://ok.example"})
         bad = route(cfg, {"host": "h", "origin": "https://no.example"})
     except TypeError as exc:
-        pytest.fail(f"a two-argument cors_allowed_origins predicate made route() raise: {exc!r}")
-    assert isinstance(ok, Route)
+        pytest.fail(f"a two-argument cors_allowed_origins predicate made receive_request() raise: {exc!r}")
+    assert served(ok)
     assert_forbidden(bad)
     assert calls == ["https://ok.example", "https://no.example"]
 
@@ -262,13 +274,12 @@ def test_callable_origin_predicate_taking_environ() -> None:
 def test_cors_credentials_off() -> None:
     cfg = ServerConfig(cors_allowed_origins="https://a.example", cors_credentials=False)
     r = route(cfg, {"host": "h", "origin": "https://a.example"})
-    assert isinstance(r, Route)
+    assert served(r)
     assert b"access-control-allow-credentials" not in cors(r)
 
 
 def test_preflight() -> None:
     cfg = ServerConfig(cors_allowed_origins="https://a.example")
-    server = Server(cfg)
     req = Request(
         "OPTIONS",
         {},
@@ -279,9 +290,7 @@ def test_preflight() -> None:
             "access-control-request-headers": "content-type, x-custom",
         },
     )
-    r = server.route(req, 0.0)
-    assert isinstance(r, Route) and r.kind is RouteKind.PREFLIGHT
-    resp = server.preflight_response(r)
+    resp = answer(cfg, req)
     assert resp.status in (200, 204)
     h = cors(resp)
     assert h[b"access-control-allow-origin"] == b"https://a.example"
@@ -298,7 +307,6 @@ def test_preflight_refused_origin() -> None:
 
 def test_preflight_never_reflects_header_injection() -> None:
     cfg = ServerConfig(cors_allowed_origins="*")
-    server = Server(cfg)
     req = Request(
         "OPTIONS",
         {},
@@ -308,9 +316,9 @@ def test_preflight_never_reflects_header_injection() -> None:
             "access-control-request-headers": "x\r\nSet-Cookie: evil=1",
         },
     )
-    r = server.route(req, 0.0)
-    assert isinstance(r, Route)
-    for k, v in server.preflight_response(r).headers:
+    r = answer(cfg, req)
+    assert served(r)
+    for k, v in r.headers:
         assert b"\r" not in v and b"\n" not in v, (k, v)
         assert k != b"set-cookie"
 
@@ -328,7 +336,7 @@ def test_cors_headers_on_errors_and_on_every_polling_answer() -> None:
     assert hs.header(b"access-control-allow-origin") == origin.encode()
     post = c.post_messages("x")
     assert post.status == 200 and post.header(b"access-control-allow-origin") == origin.encode()
-    hub.app_send(c.session, "y")  # type: ignore[arg-type]
+    hub.app_send(c.sid, "y")  # type: ignore[arg-type]
     get = c.poll()
     assert get is not None and get.status == 200
     assert get.header(b"access-control-allow-origin") == origin.encode()
@@ -427,7 +435,7 @@ def test_cookie_on_handshake_only() -> None:
     c = Client(hub)
     hs = c.open_polling()
     assert hs.header(b"set-cookie") == f"io={c.sid}; path=/; SameSite=Lax".encode()
-    hub.app_send(c.session, "x")  # type: ignore[arg-type]
+    hub.app_send(c.sid, "x")  # type: ignore[arg-type]
     later = c.poll()
     assert later is not None and later.status == 200
     assert later.header(b"set-cookie") is None, "only the handshake response sets the cookie"
@@ -437,8 +445,8 @@ def test_cookie_on_websocket_handshake() -> None:
     hub = Hub(ServerConfig(cookie={"name": "io", "path": "/"}))
     c = Client(hub)
     c.open_websocket()
-    assert c.session is not None
-    assert hub.server.handshake_headers(c.session) == [(b"set-cookie", f"io={c.sid}; path=/".encode())]
+    assert c.ws is not None
+    assert c.ws.accept_headers == [(b"set-cookie", f"io={c.sid}; path=/".encode())], "AcceptWebSocket sets it"
 
 
 # --------------------------------------------------------------------------- compression
@@ -480,7 +488,7 @@ def _big_poll(config: ServerConfig, accept: str | None, size: int) -> tuple[Resp
     c = Client(hub)
     c.open_polling()
     text = "x" * size
-    assert hub.server.send(c.session, text)  # type: ignore[arg-type]
+    assert hub.app_send(c.sid, text)  # type: ignore[arg-type]
     headers = {"accept-encoding": accept} if accept else {}
     resp = c.poll(headers=headers)
     assert resp is not None and resp.status == 200

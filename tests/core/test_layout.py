@@ -1,9 +1,12 @@
-"""The shape of the packages: small modules, no import cycle, no ``assert`` in the core.
+"""The shape of the packages: small modules, no import cycle, no ``assert`` in the core,
+and a core ``Server`` with few public names.
 
 ``python -O`` strips ``assert`` statements, so the core reports misuse by raising
 :class:`~engineio_sansio.errors.LocalProtocolError`; a module longer than
-``MAX_LINES`` hides more than one job; an import cycle means two modules are one.
-Each check is also run on a small made-up package, so that it is seen to fail.
+``MAX_LINES`` hides more than one job; an import cycle means two modules are one; every
+public name of ``engineio_sansio.Server`` is something an embedder must learn, so there
+are at most ``MAX_PUBLIC_NAMES`` (issue 16). Each check is also run on a small made-up
+example, so that it is seen to fail.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import engineio_asgi
 import engineio_sansio
 
 MAX_LINES = 600
+MAX_PUBLIC_NAMES = 14
 PACKAGES = {
     "engineio_sansio": Path(engineio_sansio.__file__).resolve().parent,
     "engineio_asgi": Path(engineio_asgi.__file__).resolve().parent,
@@ -69,7 +73,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
             if nxt == "__init__":
                 continue  # importing the package itself from a submodule is the package's business
             if state.get(nxt) == 1:
-                return path[path.index(nxt) :] + [nxt]
+                return [*path[path.index(nxt) :], nxt]
             if nxt not in state:
                 cycle = visit(nxt)
                 if cycle:
@@ -91,6 +95,16 @@ def import_graph(package: str, directory: Path) -> dict[str, set[str]]:
         path.stem: local_imports(package, path.stem, path.read_text())
         for path in sorted(directory.glob("*.py"))
     }
+
+
+def public_names(obj: object) -> list[str]:
+    """The public methods, properties and attributes of ``obj`` (an instance: what a caller sees)."""
+    return sorted(name for name in dir(obj) if not name.startswith("_"))
+
+
+def test_the_server_has_at_most_14_public_names() -> None:
+    names = public_names(engineio_sansio.Server())
+    assert len(names) <= MAX_PUBLIC_NAMES, f"{len(names)} public names on Server: {names}"
 
 
 def test_the_core_has_no_assert_statement() -> None:
@@ -124,9 +138,27 @@ def test_the_checks_see_what_they_look_for() -> None:
     graph = {
         "a": local_imports("pkg", "a", "from .b import f\n"),
         "b": local_imports("pkg", "b", "from pkg.a import g\n"),
-        "c": local_imports("pkg", "c", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import g\n"),
+        "c": local_imports(
+            "pkg", "c", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import g\n"
+        ),
     }
     assert find_cycle(graph) == ["a", "b", "a"]
     assert graph["c"] == set(), "an import under TYPE_CHECKING is not a run-time edge"
     del graph["b"]
     assert find_cycle(graph) is None
+
+    class Wide:
+        def __init__(self) -> None:
+            self.config = None
+            self._private = None
+
+        @property
+        def state(self) -> None:
+            return None
+
+        def _helper(self) -> None:
+            pass
+
+    for i in range(13):
+        setattr(Wide, f"verb{i}", lambda self: None)
+    assert len(public_names(Wide())) == 15, "methods, a property and an attribute count; _names do not"

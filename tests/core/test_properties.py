@@ -1,18 +1,22 @@
 """hypothesis properties of the core: codec round trips, robustness against garbage,
-and a stateful model of whole sessions under random interleavings.
+a stateful model of whole sessions under random interleavings, and the runtime's
+contract: for any interleaving, a runtime needs nothing but the event stream.
 
-Runs are bounded (``max_examples``, ``deadline=None``) so the file stays within a few
-seconds to a few tens of seconds.
+Everything that drives a server goes through the shared hub (``client_model.Hub``),
+which reaches the core only through its 14 public names and checks the event
+stream's contract on every event. Runs are bounded (``max_examples``,
+``deadline=None``) so the file stays within a few seconds to a few tens of seconds.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections import Counter
-from typing import Any, Iterator
+import functools
+import itertools
+from typing import Any, Callable, Iterator
 
 import pytest
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -20,33 +24,44 @@ from hypothesis.stateful import (
     invariant,
     precondition,
     rule,
+    run_state_machine_as_test,
 )
 
 from engineio_sansio import (
+    UPGRADE_POLL_GRACE,
     CloseReason,
+    ConnectRequest,
     Packet,
     PacketType,
     ProtocolError,
     Request,
-    Response,
-    Route,
-    RouteKind,
+    Respond,
+    SendFrames,
     Server,
     ServerConfig,
     SessionClosed,
     SessionState,
     Transport,
-    TransportWritable,
+    Upgraded,
     V4Codec,
 )
-from engineio_sansio.server import UPGRADE_POLL_GRACE
-from engineio_sansio.session import INF
 
-from .client_model import Client, Hub, decode_poll_body
+from .client_model import (
+    Client,
+    ClientSocket,
+    Hub,
+    accept_connect,
+    close_in_connect,
+    decode_poll_body,
+    defer_connect,
+    reject_connect,
+)
+from .event_contract import SERVER_API, ContractViolation, PublicOnly
 
 C = V4Codec()
 T = PacketType
 R = CloseReason
+S = SessionState
 RS = "\x1e"
 
 FAST_SETTINGS = settings(max_examples=300, deadline=None)
@@ -195,97 +210,41 @@ frames = st.one_of(
 def server_with_sessions(cors: Any) -> tuple[Hub, dict[str, Client]]:
     """A server holding a polling session ("live"), a websocket one ("ws-live") and one
     that is upgrading ("up"), so fuzzed requests can hit real sids."""
-    hub = Hub(
-        ServerConfig(cors_allowed_origins=cors, max_http_buffer_size=64), sids=["live", "ws-live", "up"]
-    )
+    sids = itertools.chain(["live", "ws-live", "up"], (f"new{i}" for i in itertools.count()))
+    hub = Hub(ServerConfig(cors_allowed_origins=cors, max_http_buffer_size=64), sids=sids)
     live, ws, up = Client(hub), Client(hub), Client(hub)
     live.open_polling()
     ws.open_websocket()
     up.open_polling()
-    up.start_upgrade()
-    for c in (live, ws, up):
-        assert c.session is not None
-        c.session.runtime = None  # from here on the fuzz drives the core by hand
+    assert up.start_upgrade().open
     return hub, {"live": live, "ws-live": ws, "up": up}
 
 
-CLOSES: Counter[str] = Counter()  # SessionClosed events per sid, for the fuzz tests
-
-
-def drain(server: Server) -> None:
-    """A runtime that executes events without judging them: flush websockets, count
-    SessionClosed, drop the rest."""
-    for _ in range(1000):
-        events = server.take_events()
-        if not events:
-            return
-        for ev in events:
-            if isinstance(ev, TransportWritable) and ev.session.transport is Transport.WEBSOCKET:
-                server.take_frames(ev.session)
-            elif isinstance(ev, SessionClosed):
-                CLOSES[ev.session.sid] += 1
-    raise AssertionError("the core keeps producing events")
-
-
-def run_clock(server: Server, now: float, until: float) -> None:
-    for _ in range(10_000):
-        d = server.next_deadline()
-        if d is None or d > until:
-            break
-        now = max(now, d)
-        server.handle_timer(now)
-        drain(server)
-    server.handle_timer(until)
-    drain(server)
-
-
-def assert_each_closed_once(sids: set[str]) -> None:
-    for sid in sids:
-        assert CLOSES[sid] == 1, f"session {sid} ended with {CLOSES[sid]} SessionClosed events"
+def run_out(hub: Hub, seconds: float = 100.0) -> None:
+    """Nobody talks any more: time alone must end every session (a ping timeout at the
+    latest), each with exactly one SessionClosed, and answer every request."""
+    for _ in range(int(seconds // 20)):
+        hub.advance(20)
+    assert hub.open_sids() == [], "every session ends once nobody talks"
+    for sid in hub.contract.ended:
+        assert len(hub.closed[sid]) == 1, f"session {sid} ended with {hub.closed[sid]}"
+    hub.contract.finish()
+    assert hub.server.next_deadline() is None
 
 
 def drive(hub: Hub, request: Request, websocket: bool, body: bytes, frame_list: list[Any]) -> None:
     """Do with a fuzzed request what a runtime does; nothing of it may raise."""
-    server = hub.server
-    CLOSES.clear()
-    sids = set(server.sessions)
-    result = server.route(request, hub.now, websocket=websocket)
-    drain(server)
-    if isinstance(result, Response):
-        assert 400 <= result.status < 500, result
-        return
-    assert isinstance(result, Route)
-    kind = result.kind
-    if kind is RouteKind.PREFLIGHT:
-        server.preflight_response(result)
-    elif kind is RouteKind.HANDSHAKE:
-        session = server.open_session(result, hub.now)
-        server.accept(session, hub.now)
-        sids.add(session.sid)
-        if websocket:
-            server.take_frames(session)
-            assert session.ws is not None
-            for f in frame_list:
-                server.receive_frame(session.ws, f, hub.now)
-                drain(server)
-        else:
-            assert server.poll(result, request) is not None
-    elif kind is RouteKind.POLL:
-        if server.poll(result, request) is None:
-            assert result.session is not None
-            server.poll_abandoned(result.session)
-    elif kind is RouteKind.POST:
-        if server.begin_post(result) is None:
-            server.post(result, body, hub.now)
-    elif kind is RouteKind.UPGRADE:
-        ws = server.attach_probe(result, hub.now)
+    c = Client(hub)
+    rid = c.send(request, websocket=websocket, body=body)
+    resp = hub.response(rid)
+    if resp is not None and resp.status >= 400:
+        assert 400 <= resp.status < 500, resp
+    sock = hub.sockets.get(rid)
+    if sock is not None and sock.accepted:
         for f in frame_list:
-            server.receive_frame(ws, f, hub.now)
-            drain(server)
-    drain(server)
-    run_clock(server, hub.now, hub.now + 100)
-    assert server.sessions == {}, "every session ends once nobody talks (ping timeout at the latest)"
-    assert_each_closed_once(sids)
+            if sock.open:
+                c.send_frame(f, sock)
+    run_out(hub)
 
 
 @SERVER_SETTINGS
@@ -302,6 +261,7 @@ def drive(hub: Hub, request: Request, websocket: bool, body: bytes, frame_list: 
 @example(
     0, Request("GET", {"EIO": "4", "transport": "websocket", "sid": "up"}, {}), True, b"", ["2probe", "5"]
 )
+@example(0, Request("GET", {"EIO": "4", "transport": "polling"}, {}), False, b"", [])
 @given(
     st.sampled_from(range(len(CORS_FORMS))),
     requests,
@@ -309,12 +269,14 @@ def drive(hub: Hub, request: Request, websocket: bool, body: bytes, frame_list: 
     st.binary(max_size=80),
     st.lists(frames, max_size=4),
 )
-def test_route_and_runtime_calls_never_raise_on_garbage_requests(
+def test_requests_and_runtime_calls_never_raise_on_garbage(
     cors_index: int, request: Request, websocket: bool, body: bytes, frame_list: list[Any]
 ) -> None:
     hub, _ = server_with_sessions(CORS_FORMS[cors_index])
     try:
         drive(hub, request, websocket, body, frame_list)
+    except (ContractViolation, AssertionError):
+        raise
     except Exception as exc:
         pytest.fail(
             f"the core raised {exc!r} for {request!r} (headers {request.headers!r}), websocket={websocket}"
@@ -325,38 +287,40 @@ def test_route_and_runtime_calls_never_raise_on_garbage_requests(
 @given(st.one_of(st.binary(max_size=100), structured_text.map(str.encode)))
 def test_post_never_raises_on_garbage_bodies(body: bytes) -> None:
     hub, clients = server_with_sessions(None)
-    server = hub.server
     for name in ("live", "up"):
-        session = clients[name].session
-        assert session is not None
-        route = server.route(Request("POST", {"EIO": "4", "transport": "polling", "sid": name}), hub.now)
-        assert isinstance(route, Route)
-        assert server.begin_post(route) is None
-        resp = server.post(route, body, hub.now)
-        drain(server)
-        assert resp.status in (200, 400, 413), resp
-        if resp.status == 400:
-            assert session.closed, "a refused payload closes the session"
-        if resp.status == 413:
-            assert len(body) > 64 and not session.closed
+        c = clients[name]
+        for chunks in (None, [body[:3], body[3:]]):
+            if c.view.closed:
+                break
+            resp = c.post(body, chunks=chunks)
+            assert resp is not None and resp.status in (200, 400, 413), resp
+            if resp.status == 400:
+                assert c.view.closed, "a refused payload closes the session"
+            if resp.status == 413:
+                assert len(body) > 64 and not c.view.closed
+    run_out(hub)
 
 
 @SERVER_SETTINGS
 @given(st.lists(frames, min_size=1, max_size=8))
 def test_receive_frame_never_raises_on_garbage_frames(frame_list: list[Any]) -> None:
-    CLOSES.clear()
     hub, clients = server_with_sessions(None)
-    server = hub.server
     probe, ws = clients["up"].probe, clients["ws-live"].ws
     assert probe is not None and ws is not None
     for f in frame_list:
         for sock in (ws, probe):
-            out = server.receive_frame(sock.ws, f, hub.now)
-            assert out is None or isinstance(out, (str, bytes))
-            drain(server)
-    run_clock(server, hub.now, hub.now + 100)
-    assert server.sessions == {}, "every session ends (ping timeout at the latest)"
-    assert_each_closed_once({"live", "ws-live", "up"})
+            if sock.open:
+                assert sock.owner is not None
+                sock.owner.send_frame(f, sock)
+            else:
+                # a frame the runtime read before it saw the close: the core ignores it
+                assert hub.receive_frame(sock.rid, f) == []
+    run_out(hub)
+    assert {sid for sid in ("live", "ws-live", "up") if len(hub.closed[sid]) == 1} == {
+        "live",
+        "ws-live",
+        "up",
+    }
 
 
 # --------------------------------------------------------------------------- stateful model
@@ -368,11 +332,13 @@ MACHINE_CONFIG = ServerConfig(
 
 class SessionMachine(RuleBasedStateMachine):
     """Random interleavings of app sends, client polls/posts/frames, upgrade steps,
-    clock steps and closes, against one client at a time (reconnecting after a close).
+    clock steps, closes and a slow runtime (answers and writes held back, or failing),
+    against one client at a time (reconnecting after a close).
 
     Invariants: every application message is delivered once, in order, in either
     direction, while the session is open; each session ends with exactly one
-    SessionClosed, with the reason its cause implies.
+    SessionClosed, with the reason its cause implies; the hub checks the event
+    stream's contract on every event.
     """
 
     def __init__(self) -> None:
@@ -401,14 +367,14 @@ class SessionMachine(RuleBasedStateMachine):
     def during_upgrade_grace(self) -> bool:
         """A GET that arrived during an upgrade, held for UPGRADE_POLL_GRACE."""
         c = self.client
-        return c is not None and c.session is not None and c.session.poll_embargo != INF
+        return c is not None and c.held_since_upgrade()
 
     def state(self) -> SessionState | None:
         c = self.client
-        return None if c is None or c.session is None else c.session.state
+        return None if c is None or c.sid is None else c.view.state
 
     def live(self) -> bool:
-        return self.state() in (SessionState.OPEN, SessionState.UPGRADING)
+        return self.state() in (S.OPEN, S.UPGRADING)
 
     def alive(self) -> bool:
         return self.client is not None and self.client.alive
@@ -421,6 +387,11 @@ class SessionMachine(RuleBasedStateMachine):
 
     def probing(self) -> bool:
         return self.client is not None and self.client.probe is not None
+
+    def core_holds_poll(self) -> bool:
+        """The client's GET is held by the core (not answered, not merely late)."""
+        c = self.c()
+        return c.held is not None and not self.hub.answered(c.held)
 
     @contextlib.contextmanager
     def closes(self, *allowed: CloseReason, must: bool = False) -> Iterator[None]:
@@ -439,8 +410,7 @@ class SessionMachine(RuleBasedStateMachine):
                 event(f"closed: {r.value}")
                 assert r in ok, f"session {sid} closed with {r.value!r}; this step allows {sorted(ok)}"
         if must and was_open:
-            session = self.c().session
-            assert session is not None and session.closed, "this step must close the session"
+            assert self.c().view.closed, "this step must close the session"
 
     # --- sessions -------------------------------------------------------------
 
@@ -452,41 +422,38 @@ class SessionMachine(RuleBasedStateMachine):
         c = Client(self.hub)
         with self.closes():
             if ws:
-                c.open_websocket()
+                c.connect_websocket()
             else:
-                c.open_polling()
+                c.connect_polling()
+            if c.handshake is None:
+                self.hub.catch_up()  # the client waits for its OPEN packet
+        assert c.handshake is not None, "the handshake carried no OPEN packet"
         assert c.sid is not None and c.sid not in self.app_sent
         self.client = c
         self.clients.append(c)
         self.app_sent[c.sid] = []
 
-    @precondition(
-        lambda self: self.client is None or self.client.session is None or self.client.session.closed
-    )
+    @precondition(lambda self: self.client is None or self.client.view.closed or self.client.failed)
     @rule(ws=st.booleans())
     def reconnect(self, ws: bool) -> None:
         self.open_client(ws)
 
     # --- application ------------------------------------------------------------
 
-    @precondition(lambda self: self.client is not None and self.client.session is not None)
-    @rule(
-        kind=st.sampled_from(["text", "binary", "unicode"]),
-        n=st.sampled_from([1, 2, 3, 17, 40]),
-        direct=st.booleans(),
-    )
-    def app_send(self, kind: str, n: int, direct: bool) -> None:
+    @precondition(lambda self: self.client is not None and self.client.sid is not None)
+    @rule(kind=st.sampled_from(["text", "binary", "unicode"]), n=st.sampled_from([1, 2, 3, 17, 40]))
+    def app_send(self, kind: str, n: int) -> None:
         c = self.c()
-        session = c.session
-        assert session is not None
+        sid = c.sid
+        assert sid is not None
         with self.closes():
             for _ in range(n):
                 data = self.next_data(kind, "s")
-                if self.hub.app_send(session, data, direct=direct):
-                    assert not session.closed
-                    self.app_sent[session.sid].append(data)
+                if self.hub.app_send(sid, data):
+                    assert not c.view.closed
+                    self.app_sent[sid].append(data)
                 else:
-                    assert session.closed, "send() refused a message on an open session"
+                    assert c.view.closed, "send() refused a message on an open session"
 
     # --- client: polling ------------------------------------------------------
 
@@ -499,7 +466,8 @@ class SessionMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.polling_client() and self.c().held is not None)
     @rule()
     def abandon_poll(self) -> None:
-        with self.closes():
+        # an answer already on its way is lost with the connection: that write fails
+        with self.closes(R.TRANSPORT_ERROR):
             self.c().abandon_poll()
 
     @precondition(lambda self: self.polling_client())
@@ -510,16 +478,17 @@ class SessionMachine(RuleBasedStateMachine):
         with self.closes():
             resp = c.post_messages(*data)
         if resp.status != 200:
-            assert c.session is not None and c.session.closed, f"POST refused on an open session: {resp!r}"
+            assert c.view.closed, f"POST refused on an open session: {resp!r}"
 
     @precondition(lambda self: self.polling_client())
-    @rule()
-    def oversized_post(self) -> None:
+    @rule(chunked=st.booleans())
+    def oversized_post(self, chunked: bool) -> None:
         c = self.c()
+        body = b"4" + b"x" * 4000
         with self.closes():
-            resp = c.post(b"4" + b"x" * 4000)
+            resp = c.post(body, chunks=[body[:2000], body[2000:]] if chunked else None)
         if self.live():
-            assert resp.status == 413, resp
+            assert resp is not None and resp.status == 413, resp
 
     # --- client: websocket ----------------------------------------------------
 
@@ -537,19 +506,23 @@ class SessionMachine(RuleBasedStateMachine):
 
     # --- upgrade --------------------------------------------------------------
 
-    @precondition(lambda self: self.polling_client() and not self.probing() and self.c().ws is None)
+    @precondition(
+        lambda self: (
+            self.polling_client() and not self.probing() and self.c().ws is None and not self.hub.late
+        )
+    )
     @rule(poll_first=st.booleans())
     def upgrade(self, poll_first: bool) -> None:
         """The whole upgrade in one step (engine.io-client's order), so it happens often."""
         c = self.c()
         if poll_first and c.held is None:
             self.poll()
-        if not self.live() or self.state() is SessionState.UPGRADING:
+        if not self.live() or self.state() is S.UPGRADING:
             return
         self.start_upgrade()
         if self.probing():
             self.send_probe()
-        if self.probing() and c.probe_answered:
+        if self.probing() and c.probe_answered and not self.hub.late:
             self.complete_upgrade()
 
     @precondition(lambda self: self.polling_client() and not self.probing() and self.c().ws is None)
@@ -558,38 +531,43 @@ class SessionMachine(RuleBasedStateMachine):
         c = self.c()
         state = self.state()
         with self.closes():
-            r = c.start_upgrade()
-        if state is SessionState.OPEN and not self.timer_behind:
-            assert isinstance(r, Route), f"an open polling session must accept an upgrade: {r!r}"
-            assert self.state() is SessionState.UPGRADING
+            sock = c.start_upgrade()
+        if state is S.OPEN and not self.timer_behind:
+            assert sock.open, f"an open polling session must accept an upgrade: {sock.refusal!r}"
+            assert self.state() is S.UPGRADING
 
     @precondition(lambda self: self.probing() or (self.client is not None and self.client.upgraded))
     @rule()
     def second_websocket(self) -> None:
         c = self.c()
         probe = c.probe
-        req = c.make_request("GET", transport="websocket")
         with self.closes():
-            r = c.route(req, websocket=True)
-        if self.timer_behind and probe is not None and probe.close_codes:
-            return  # the request found the first probe timed out: a new one may start
-        if isinstance(r, Response):  # the session has ended (or timed out, found by the route)
-            assert r.status == 400 and (self.timer_behind or not self.live()), f"a second websocket: {r!r}"
+            sock = c.open_socket()
+        if probe is not None and sock.open:
+            # the first probe timed out: a new one may start. The request found it (a
+            # late timer), or its close waits behind the 3probe a slow runtime still writes
+            writing = any(ev.request_id == probe.rid for ev in self.hub.late)
+            assert self.timer_behind or probe.close_codes or writing, f"a second websocket: {sock!r}"
+            return
+        if sock.refusal is not None:  # the session has ended (or timed out, found by the request)
+            status = sock.refusal.status
+            assert status == 400 and (self.timer_behind or not self.live()), f"a second websocket: {status}"
             return
         # accepted and closed at once (as Node's engine.io does), the session untouched
-        assert r.kind is RouteKind.IGNORE, f"a second websocket: {r!r}"
+        assert sock.accepted and sock.close_codes == [1000], f"a second websocket: {sock!r}"
 
-    @precondition(lambda self: self.probing() and not self.c().probe_answered)
+    @precondition(lambda self: self.probing() and not self.c().probe_answered and not self.hub.late)
     @rule()
     def send_probe(self) -> None:
         c = self.c()
         with self.closes():
             c.send_probe()
-        assert c.probe is not None and c.probe_answered, "2probe must be answered with 3probe"
+        if not self.hub.slow_writes:
+            assert c.probe is not None and c.probe_answered, "2probe must be answered with 3probe"
         if not self.hub.slow_polls and not self.during_upgrade_grace():
             assert c.held is None, "a held GET ends once the probe is answered"
 
-    @precondition(lambda self: self.probing() and not self.c().probe_answered)
+    @precondition(lambda self: self.probing() and not self.c().probe_answered and not self.hub.late)
     @rule()
     def upgrade_before_probe(self) -> None:
         c = self.c()
@@ -599,15 +577,16 @@ class SessionMachine(RuleBasedStateMachine):
             c.send_frame("5", probe)
         assert probe.close_codes, "5 before 2probe closes the probe"
         assert c.probe is None
-        assert c.session is not None and c.session.transport is Transport.POLLING
+        assert c.view.transport is Transport.POLLING
 
-    @precondition(lambda self: self.probing() and self.c().probe_answered)
+    # a client sends 5 once its last poll came back (engine.io-client pauses polling first)
+    @precondition(lambda self: self.probing() and self.c().probe_answered and not self.hub.late)
     @rule()
     def complete_upgrade(self) -> None:
         c = self.c()
         with self.closes():
             c.complete_upgrade()
-        assert c.session is not None and c.session.transport is Transport.WEBSOCKET
+        assert c.view.transport is Transport.WEBSOCKET and c.upgraded
         if not self.hub.slow_polls:
             assert c.held is None
         event("upgraded")
@@ -618,7 +597,7 @@ class SessionMachine(RuleBasedStateMachine):
         c = self.c()
         with self.closes():
             c.drop_websocket(c.probe)
-        assert c.session is not None and c.session.transport is Transport.POLLING
+        assert c.view.transport is Transport.POLLING
 
     # --- endings --------------------------------------------------------------
 
@@ -628,14 +607,17 @@ class SessionMachine(RuleBasedStateMachine):
     )
     def end_session(self, how: str) -> None:
         c = self.c()
-        # a GET held during an upgrade's grace may have packets queued before the CLOSE
-        held = c.held is not None and c.session is not None and not c.session.outbox
+        # the core holds the GET with nothing queued (one held during an upgrade's grace
+        # may have more packets queued before the CLOSE than one answer carries)
+        held = self.core_holds_poll() and not self.during_upgrade_grace()
+        sid = c.sid
+        assert sid is not None
         if how == "server close":
             if not self.live():
                 return
             with self.closes(R.SERVER_DISCONNECT, must=True):
-                self.hub.app_close(c.session)  # type: ignore[arg-type]
-            if c.on_websocket:
+                self.hub.app_close(sid)
+            if c.on_websocket and not self.hub.late:
                 assert c.got_close, "a websocket client gets CLOSE at once"
                 assert c.ws is not None and c.ws.close_codes == [1000]
             elif held and not self.hub.slow_polls:
@@ -676,23 +658,26 @@ class SessionMachine(RuleBasedStateMachine):
 
     # --- a slow runtime ---------------------------------------------------------
 
-    @rule(on=st.booleans())
-    def slow_polls(self, on: bool) -> None:
-        """Held polls are woken late: websocket frames and requests may overtake them."""
-        self.hub.slow_polls = on
-        if not on:
-            self.wake_poll()
+    @rule(polls=st.booleans(), writes=st.booleans())
+    def slow_runtime(self, polls: bool, writes: bool) -> None:
+        """Answers to held polls and websocket writes wait: frames and requests may overtake them."""
+        self.hub.slow_polls, self.hub.slow_writes = polls, writes
+        if not polls and not writes:
+            self.catch_up()
 
-    @precondition(lambda self: self.client is not None and self.client.held is not None)
+    @precondition(lambda self: bool(self.hub.late))
     @rule()
-    def wake_poll(self) -> None:
-        slow, self.hub.slow_polls = self.hub.slow_polls, False
-        try:
-            with self.closes():
-                self.c().flush()
-                self.hub.pump()
-        finally:
-            self.hub.slow_polls = slow
+    def catch_up(self) -> None:
+        with self.closes():
+            self.hub.catch_up()
+
+    @precondition(lambda self: bool(self.hub.late))
+    @rule()
+    def writes_fail(self) -> None:
+        """What was held back never arrives: a poll that carried packets closes its
+        session (transport error), a websocket whose write failed is gone (transport close)."""
+        with self.closes(R.TRANSPORT_ERROR, R.TRANSPORT_CLOSE):
+            self.hub.fail_late()
 
     # --- time -----------------------------------------------------------------
 
@@ -715,10 +700,11 @@ class SessionMachine(RuleBasedStateMachine):
         """Fetch everything queued without moving the clock; an open session must then have
         delivered every message the app sent, and a closing one those and its CLOSE."""
         c = self.c()
-        slow, self.hub.slow_polls = self.hub.slow_polls, False  # the runtime catches up
-        with self.closes():
-            c.flush()
-            self.hub.pump()
+        slow = self.hub.slow_polls, self.hub.slow_writes
+        self.hub.slow_polls = self.hub.slow_writes = False  # the runtime catches up
+        # a GET during an upgrade waits UPGRADE_POLL_GRACE: time moves, a ping may time out
+        with self.closes(R.PING_TIMEOUT):
+            self.hub.catch_up()
             if not c.on_websocket:
                 if c.held is not None and self.during_upgrade_grace():
                     self.hub.advance(UPGRADE_POLL_GRACE)  # the one wait a GET is given
@@ -728,23 +714,25 @@ class SessionMachine(RuleBasedStateMachine):
                     resp = c.poll()
                     if resp is None and self.during_upgrade_grace():
                         self.hub.advance(UPGRADE_POLL_GRACE)
-                        continue  # answered now, or held as an ordinary poll
+                        if c.held is not None:
+                            break  # held as an ordinary poll
+                        resp = c.poll_responses[-1]  # answered once its grace was over
                     if resp is None or resp.status != 200:
                         break
                     if decode_poll_body(resp.body) == [Packet(T.NOOP)]:
                         break
                 else:
                     raise AssertionError("polling never ran dry")
-        self.hub.slow_polls = slow
-        session = c.session
-        assert session is not None
-        probed = session.probe is not None and session.probe.probed
-        if session.state is SessionState.OPEN or (session.state is SessionState.UPGRADING and not probed):
+        self.hub.slow_polls, self.hub.slow_writes = slow
+        sid = c.sid
+        assert sid is not None
+        view = c.view
+        if view.state is S.OPEN or (view.state is S.UPGRADING and not c.probe_answered):
             # (once the probe is answered, queued packets wait for the websocket)
-            assert c.messages == self.app_sent[session.sid], "an open session has not delivered everything"
-        if session.reason is R.SERVER_DISCONNECT and not c.refused:
+            assert c.messages == self.app_sent[sid], "an open session has not delivered everything"
+        if view.reason is R.SERVER_DISCONNECT and not c.refused:
             assert c.got_close, "a server disconnect reaches a client that keeps polling"
-            assert c.messages == self.app_sent[session.sid], "packets queued before close() are delivered"
+            assert c.messages == self.app_sent[sid], "packets queued before close() are delivered"
 
     # --- invariants -----------------------------------------------------------
 
@@ -762,31 +750,30 @@ class SessionMachine(RuleBasedStateMachine):
     @invariant()
     def one_close_reason_per_closed_session(self) -> None:
         for c in self.clients:
-            assert c.session is not None and c.sid is not None
+            assert c.sid is not None
+            view = c.view
             n = len(self.hub.closed.get(c.sid, []))
-            if c.session.closed:
-                assert n == 1, f"{c.sid} is {c.session.state.value} with {n} SessionClosed events"
-            else:
-                assert n == 0, f"{c.sid} is {c.session.state.value} but SessionClosed was raised"
+            assert n == (1 if view.closed else 0), (
+                f"{c.sid} is {view.state.value} with {n} SessionClosed events"
+            )
             if c.got_close or c.refused:
-                assert c.session.closed, f"{c.sid}: the client was told the session ended, the core disagrees"
+                assert view.closed, f"{c.sid}: the client was told the session ended, the application was not"
             if c.on_websocket and c.ws is not None and c.ws.close_codes:
-                assert c.session.closed, f"{c.sid}: its websocket was closed under an open session"
+                assert view.closed, f"{c.sid}: its websocket was closed under an open session"
 
     def teardown(self) -> None:
         # no client activity any more: every session must end by itself
-        self.hub.slow_polls = False
+        self.hub.catch_up()
+        self.hub.slow_polls = self.hub.slow_writes = False
         for _ in range(10):
             self.hub.advance(20)
-        left = {
-            sid: (s.state.value, s.transport.value, s.deadline())
-            for sid, s in self.hub.server.sessions.items()
-        }
+        left = {sid: self.hub.sessions[sid].state.value for sid in self.hub.open_sids()}
         assert not left, f"sessions that never end: {left}"
         for c in self.clients:
             assert c.sid is not None
             assert len(self.hub.closed[c.sid]) == 1, (c.sid, self.hub.closed[c.sid])
         assert self.hub.server.next_deadline() is None, "the timer is still armed with no session left"
+        self.hub.contract.finish()
 
 
 SessionMachine.TestCase.settings = settings(
@@ -795,18 +782,337 @@ SessionMachine.TestCase.settings = settings(
 TestSessionMachine = SessionMachine.TestCase
 
 
+def lossy(core: Server) -> PublicOnly:
+    """A core that loses every other message the application sends, the first among them
+    (and says it sent them)."""
+    count = itertools.count()
+
+    def send(sid: str, data: Any) -> bool:
+        return True if next(count) % 2 == 0 else bool(core.send(sid, data))
+
+    return PublicOnly(core, send=send)
+
+
 def test_machine_can_fail() -> None:
     """The model's checks are live: a core that drops a queued message is caught."""
-    hub = Hub(MACHINE_CONFIG)
-    c = Client(hub)
-    c.open_polling()
-    assert c.session is not None and c.sid is not None
-    hub.server.send(c.session, "one")
-    hub.server.send(c.session, "two")
-    del c.session.outbox[0]  # simulate a lost packet
-    c.poll()
     machine = SessionMachine()
-    machine.hub, machine.client, machine.clients = hub, c, [c]
-    machine.app_sent[c.sid] = ["one", "two"]
+    machine.hub = Hub(MACHINE_CONFIG, wrap=lossy)
+    machine.open_client(ws=False)
+    c = machine.c()
+    assert c.sid is not None
+    for data in ("one", "two"):
+        machine.hub.app_send(c.sid, data)
+        machine.app_sent[c.sid].append(data)
+    c.poll()
     with pytest.raises(AssertionError, match="app->client"):
         machine.messages_in_order_without_loss_or_duplicates()
+
+
+# --------------------------------------------------------------------------- the runtime's contract
+
+CONTRACT_CONFIG = ServerConfig(
+    ping_interval=4.0, ping_timeout=2.0, upgrade_timeout=1.5, close_timeout=1.0, max_http_buffer_size=200
+)
+DECISIONS: dict[str, Callable[[Hub, ConnectRequest], None]] = {
+    "accept": accept_connect,
+    "reject": reject_connect,
+    "close in handler": close_in_connect,
+    "later": defer_connect,
+}
+
+
+def test_the_hub_sees_only_the_public_names() -> None:
+    """The 14 names are all a runtime gets: anything else is an AttributeError."""
+    hub = Hub()
+    public = {n for n in dir(Server()) if not n.startswith("_")}
+    assert public == set(SERVER_API)
+    for name in ("_sessions", "_events", "sessions", "route", "poll_response", "__dict__"):
+        with pytest.raises(AttributeError):
+            getattr(hub.server, name)
+    with pytest.raises(AttributeError):
+        hub.server.send = lambda *a: True  # type: ignore[method-assign]
+
+
+class RuntimeContractMachine(RuleBasedStateMachine):
+    """Many clients at once, any interleaving: handshakes the application accepts,
+    refuses, closes in its handler or decides later; clients that leave at any moment
+    (a pending handshake, a held GET, a POST half read, a websocket); bodies in parts;
+    upgrades; answers and writes held back by a slow runtime, or failing; sends and
+    closes from the application; shutdown; the clock on time or late.
+
+    The runtime (the hub) never consults anything but the event stream: it drives the
+    core through the 14 public names only (``PublicOnly``), and every event it performs
+    is checked against the contract (``EventContract``): at most one Respond per
+    request, none for a websocket once accepted, no overlapping SendFrames, nothing
+    after CloseWebSocket, every ConnectRequest answered once after the decision. At the
+    end the application closes everything and time runs out: every request is
+    answered or gone, every websocket closed, every accepted session has exactly one
+    SessionClosed.
+    """
+
+    wrap: Callable[[Server], Any] = PublicOnly
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hub = Hub(CONTRACT_CONFIG, wrap=type(self).wrap)
+        self.clients: list[Client] = []
+        self.partial: list[int] = []  # POSTs whose body is still arriving
+
+    def pick(self, n: int) -> Client | None:
+        return self.clients[n % len(self.clients)] if self.clients else None
+
+    def talker(self, n: int) -> Client | None:
+        """A client that has its OPEN packet (it knows its sid) and still polls."""
+        c = self.pick(n)
+        return c if c is not None and c.handshake is not None and not c.upgraded else None
+
+    def sock(self, n: int) -> ClientSocket | None:
+        socks = [s for s in self.hub.sockets.values() if s.open]
+        return socks[n % len(socks)] if socks else None
+
+    # --- clients ------------------------------------------------------------------
+
+    @rule(ws=st.booleans(), decision=st.sampled_from(sorted(DECISIONS)))
+    def connect(self, ws: bool, decision: str) -> None:
+        self.hub.on_connect = DECISIONS[decision]
+        c = Client(self.hub)
+        try:
+            if ws:
+                c.connect_websocket()
+            else:
+                c.connect_polling()
+        finally:
+            self.hub.on_connect = accept_connect
+        self.clients.append(c)
+
+    @precondition(lambda self: bool(self.hub.deferred))
+    @rule(how=st.sampled_from(["accept", "reject", "close"]))
+    def decide(self, how: str) -> None:
+        self.hub.decide_deferred(how)
+
+    @rule(n=st.integers(0, 99))
+    def poll(self, n: int) -> None:
+        c = self.talker(n)
+        if c is not None:
+            c.poll()
+
+    @rule(
+        n=st.integers(0, 99), parts=st.integers(1, 3), size=st.sampled_from([5, 60, 250]), whole=st.booleans()
+    )
+    def post(self, n: int, parts: int, size: int, whole: bool) -> None:
+        c = self.talker(n)
+        if c is None:
+            return
+        body = b"4" + b"p" * size
+        step = len(body) // parts + 1
+        chunks = [body[i : i + step] for i in range(0, len(body), step)]
+        if whole:
+            c.post(body, chunks=chunks if parts > 1 else None)
+        else:
+            rid = c.start_post()
+            if chunks and self.hub.feed(rid, chunks[0], more=True):
+                self.partial.append(rid)
+
+    @precondition(lambda self: bool(self.partial))
+    @rule(n=st.integers(0, 99), how=st.sampled_from(["finish", "lose"]))
+    def end_partial(self, n: int, how: str) -> None:
+        rid = self.partial.pop(n % len(self.partial))
+        if how == "finish":
+            self.hub.feed(rid, b"end")
+        else:
+            self.hub.connection_lost(rid)
+
+    @rule(n=st.integers(0, 99))
+    def lose_something(self, n: int) -> None:
+        """A client leaves: a pending handshake, a held GET, or an open websocket."""
+        c = self.pick(n)
+        if c is None:
+            return
+        pending = self.hub.outstanding(c)
+        socks = [s for s in self.hub.sockets.values() if s.owner is c and not s.reported_gone]
+        if pending:
+            rid = pending[n % len(pending)]
+            if rid in c.gets:
+                c.gets.remove(rid)
+            self.hub.connection_lost(rid)
+        elif socks:
+            c.drop_websocket(socks[n % len(socks)])
+
+    @rule(
+        n=st.integers(0, 99), frame=st.sampled_from(["4hi", "3", "2", "2probe", "5", "1", "x", b"\x00" * 201])
+    )
+    def frame(self, n: int, frame: Any) -> None:
+        sock = self.sock(n)
+        if sock is not None and sock.owner is not None:
+            sock.owner.send_frame(frame, sock)
+
+    @rule(n=st.integers(0, 99))
+    def upgrade(self, n: int) -> None:
+        c = self.talker(n)
+        if c is None or c.view.closed:
+            return
+        if c.probe is None:
+            c.start_upgrade()
+        elif not c.probe_answered:
+            c.send_probe()
+        elif not self.hub.late_for(c):
+            c.complete_upgrade()
+
+    # --- the application --------------------------------------------------------------
+
+    @rule(n=st.integers(0, 99), count=st.integers(1, 5))
+    def app_send(self, n: int, count: int) -> None:
+        c = self.pick(n)
+        if c is not None and c.sid is not None:
+            for i in range(count):
+                self.hub.app_send(c.sid, f"m{i}" if i % 2 else b"b\x1e")
+
+    @rule(n=st.integers(0, 99))
+    def app_close(self, n: int) -> None:
+        c = self.pick(n)
+        if c is not None and c.sid is not None:
+            self.hub.app_close(c.sid)
+
+    @rule()
+    def shutdown(self) -> None:
+        self.hub.close_all()
+
+    # --- the runtime and time -----------------------------------------------------------
+
+    @rule(polls=st.booleans(), writes=st.booleans())
+    def slow(self, polls: bool, writes: bool) -> None:
+        self.hub.slow_polls, self.hub.slow_writes = polls, writes
+
+    @precondition(lambda self: bool(self.hub.late))
+    @rule(fail=st.booleans())
+    def late_writes(self, fail: bool) -> None:
+        if fail:
+            self.hub.fail_late()
+        else:
+            self.hub.catch_up()
+
+    @rule(dt=st.sampled_from([0.05, 0.1, 1.0, 1.6, 2.1, 4.1, 6.5]) | st.floats(0, 7))
+    def advance(self, dt: float) -> None:
+        self.hub.advance(dt)
+
+    @rule(dt=st.floats(0, 5))
+    def late_timer(self, dt: float) -> None:
+        self.hub.jump(dt)
+
+    @invariant()
+    def the_timer_runs_while_a_session_is_open(self) -> None:
+        if self.hub.open_sids():
+            assert self.hub.server.next_deadline() is not None, "an open session without a deadline"
+
+    def teardown(self) -> None:
+        self.partial.clear()
+        self.hub.finish()
+
+
+RuntimeContractMachine.TestCase.settings = settings(
+    max_examples=200, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+TestRuntimeContract = RuntimeContractMachine.TestCase
+
+
+def duplicating_respond(core: Server) -> PublicOnly:
+    """A faulty core: the first ``Respond`` it hands out comes twice."""
+    done = []
+
+    def take_events() -> Any:
+        events = list(core.take_events())
+        for ev in events:
+            if type(ev) is Respond and not done:
+                done.append(ev)
+                return [*events, ev]
+        return events
+
+    return PublicOnly(core, take_events=take_events)
+
+
+def overlapping_writes(core: Server) -> PublicOnly:
+    """A faulty core whose fast path forgets that a websocket is being written: a
+    message sent meanwhile goes out in a second ``SendFrames`` at once."""
+    ws_of: dict[str, int] = {}
+    busy: set[int] = set()
+    extra: list[SendFrames] = []
+
+    def take_events() -> Any:
+        events = [*core.take_events(), *extra]
+        extra.clear()
+        for ev in events:
+            if (type(ev) is ConnectRequest and ev.transport is Transport.WEBSOCKET) or type(ev) is Upgraded:
+                ws_of[ev.sid] = ev.request_id
+            elif type(ev) is SendFrames:
+                busy.add(ev.request_id)
+        return events
+
+    def done(call: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(call)
+        def wrapper(rid: int, *args: Any) -> None:
+            busy.discard(rid)  # written, failed or gone: not busy any more
+            call(rid, *args)
+
+        return wrapper
+
+    def send(sid: str, data: Any) -> bool:
+        rid = ws_of.get(sid)
+        if rid in busy and isinstance(data, str):
+            extra.append(SendFrames(rid, ("4" + data,)))
+            return True
+        return bool(core.send(sid, data))
+
+    return PublicOnly(
+        core,
+        take_events=take_events,
+        frames_sent=done(core.frames_sent),
+        send_failed=done(core.send_failed),
+        connection_lost=done(core.connection_lost),
+        send=send,
+    )
+
+
+def silent_close(core: Server) -> PublicOnly:
+    """A faulty core: it never says a session closed."""
+
+    def take_events() -> Any:
+        return [ev for ev in core.take_events() if type(ev) is not SessionClosed]
+
+    return PublicOnly(core, take_events=take_events)
+
+
+@pytest.mark.parametrize(
+    ("faulty", "says", "slow_writes"),
+    [
+        (duplicating_respond, "a second Respond", False),
+        (overlapping_writes, "a second SendFrames", True),  # writes only overlap while one is slow
+        # the hub then also sees an "open" session without a deadline: either way it is caught
+        (silent_close, "never got its SessionClosed|an open session without a deadline", False),
+    ],
+    ids=["second-respond", "overlapping-writes", "no-session-closed"],
+)
+def test_the_contract_property_can_fail(
+    faulty: Callable[[Server], Any], says: str, slow_writes: bool
+) -> None:
+    """The property is live: a core breaking the contract fails the state machine."""
+
+    class Faulty(RuntimeContractMachine):
+        wrap = faulty
+
+        def __init__(self) -> None:
+            super().__init__()
+            if slow_writes:  # a websocket client, and a runtime slow to write
+                self.connect(ws=True, decision="accept")
+                self.hub.slow_writes = True
+
+    quick = settings(
+        max_examples=500,
+        stateful_step_count=30,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        report_multiple_bugs=False,
+        suppress_health_check=list(HealthCheck),
+    )
+    with pytest.raises(AssertionError, match=says):
+        run_state_machine_as_test(Faulty, settings=quick)

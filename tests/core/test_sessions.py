@@ -1,41 +1,56 @@
 """Whole sessions through the core: a client model and the core talking in plain bytes,
-time advanced by hand.
+time advanced by hand, every event performed by the shared hub (``client_model.Hub``).
 
 Every expectation here is a protocol fact (PROTOCOL.md, the Engine.IO v4 protocol
 description, the official engine.io-protocol test suite, the Node reference server's
-error codes); where the seed (python-engineio) is the oracle the test says so.
+error codes); where the seed (python-engineio) is the oracle the test says so. What a
+test knows of a session it knows from the events (``Client.view``) or from what a
+client can observe, never from the core's insides.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
 import pytest
 
 from engineio_sansio import (
+    CLIENT_CLOSE_GRACE,
+    UNAUTHORIZED_BODY,
+    UPGRADE_POLL_GRACE,
     CloseReason,
     CloseWebSocket,
-    IllegalTransition,
+    ConnectRequest,
     Packet,
     PacketType,
     Request,
+    Respond,
     Response,
-    Route,
-    RouteKind,
-    Server,
+    SendFrames,
     ServerConfig,
     SessionClosed,
     SessionState,
     Transport,
-    TransportWritable,
+    Upgraded,
 )
-from engineio_sansio.server import UPGRADE_POLL_GRACE
+from engineio_sansio.session import Session
 
-from .client_model import Client, Hub, client_payload, decode_poll_body, error_json, msg
+from .client_model import (
+    Client,
+    Hub,
+    client_payload,
+    close_in_connect,
+    decode_poll_body,
+    defer_connect,
+    error_json,
+    msg,
+)
 
 T = PacketType
 R = CloseReason
+S = SessionState
 FAST = ServerConfig(ping_interval=0.3, ping_timeout=0.2)  # the official test suite's 300/200 ms
 NOOP = [Packet(T.NOOP)]
 
@@ -56,23 +71,28 @@ def websocket(config: ServerConfig | None = None) -> tuple[Hub, Client]:
 
 def upgraded(config: ServerConfig | None = None) -> tuple[Hub, Client]:
     hub, c = polling(config)
-    assert isinstance(c.start_upgrade(), Route)
+    assert c.start_upgrade().open
     c.send_probe()
     c.complete_upgrade()
-    assert c.session is not None and c.session.transport is Transport.WEBSOCKET
+    assert c.view.transport is Transport.WEBSOCKET and c.upgraded
     return hub, c
 
 
-def reasons(hub: Hub, c: Client) -> list[CloseReason]:
+def sid(c: Client) -> str:
     assert c.sid is not None
-    return hub.closed.get(c.sid, [])
+    return c.sid
+
+
+def reasons(hub: Hub, c: Client) -> list[CloseReason]:
+    return hub.closed.get(sid(c), [])
 
 
 def assert_closed(hub: Hub, c: Client, reason: CloseReason) -> None:
     assert reasons(hub, c) == [reason], (
         f"expected exactly one SessionClosed({reason.value}), got {reasons(hub, c)}"
     )
-    assert c.sid not in list(hub.server.session_ids())
+    assert sid(c) not in hub.open_sids()
+    assert not hub.server.send(sid(c), "after the end"), "send() to a closed session must be refused"
 
 
 def assert_gone(hub: Hub, c: Client) -> None:
@@ -90,10 +110,18 @@ def last_poll(c: Client) -> list[Packet]:
     return decode_poll_body(resp.body)
 
 
-def err(resp: Route | Response | None) -> dict[str, Any]:
+def err(resp: Response | None) -> dict[str, Any]:
     assert isinstance(resp, Response), f"expected an error response, got {resp!r}"
     assert resp.status == 400, resp
     return error_json(resp)
+
+
+def answer(request: Request, *, websocket: bool = False, config: ServerConfig | None = None) -> Response:
+    """What a fresh server answers ``request`` with at once (an error, here)."""
+    hub = Hub(config)
+    resp = hub.response(hub.request(request, websocket=websocket))
+    assert resp is not None, f"{request!r} was not answered at once"
+    return resp
 
 
 # =========================================================================== polling
@@ -157,16 +185,25 @@ def test_sid_generator_injected_and_collisions_retried() -> None:
 def test_post_answers_ok_and_delivers_in_order() -> None:
     hub, c = polling()
     resp = c.post(b"4hello\x1ebAQIDBA==\x1e4\xe2\x82\xac")
-    assert resp.status == 200
+    assert resp is not None and resp.status == 200
     assert resp.body == b"ok"
     assert resp.header(b"content-type") == b"text/html"
-    assert hub.delivered[c.sid] == ["hello", b"\x01\x02\x03\x04", "€"]  # type: ignore[index]
+    assert hub.delivered[sid(c)] == ["hello", b"\x01\x02\x03\x04", "€"]
+
+
+def test_post_body_in_parts() -> None:
+    """A body arrives in as many parts as the server reads; it is decoded once whole."""
+    hub, c = polling()
+    body = b"4hello\x1e4w\xe2\x82\xacrld"
+    resp = c.post(body, chunks=[body[:3], b"", body[3:10], body[10:]])
+    assert resp is not None and resp.status == 200
+    assert hub.delivered[sid(c)] == ["hello", "w€rld"], "a character split across parts is whole"
 
 
 def test_get_batches_queued_packets() -> None:
     hub, c = polling()
     for data in ("test1", "test2", b"\x01\x02\x03\x04", "€"):
-        assert hub.server.send(c.session, data)  # type: ignore[arg-type]
+        assert hub.app_send(sid(c), data)
     resp = c.poll()
     assert resp is not None and resp.status == 200
     assert resp.body == "4test1\x1e4test2\x1ebAQIDBA==\x1e4€".encode()
@@ -178,7 +215,7 @@ def test_get_answers_at_most_16_packets() -> None:
     hub, c = polling()
     sent = [f"m{i}" for i in range(40)]
     for s in sent:
-        hub.server.send(c.session, s)  # type: ignore[arg-type]
+        hub.app_send(sid(c), s)
     sizes = []
     while len(c.messages) < 40:
         before = len(c.messages)
@@ -193,7 +230,9 @@ def test_held_poll_is_answered_when_the_app_sends() -> None:
     hub, c = polling()
     assert c.poll() is None, "nothing queued: the GET is held"
     assert c.held is not None
-    assert hub.app_send(c.session, "late")  # type: ignore[arg-type]
+    held = [e for e in hub.log if isinstance(e, Respond) and e.request_id == c.held]
+    assert held == [], "a held GET gets no event until it is answered"
+    assert hub.app_send(sid(c), "late")
     assert c.held is None
     assert last_poll(c) == [msg("late")]
 
@@ -202,17 +241,48 @@ def test_abandoned_poll_loses_nothing() -> None:
     hub, c = polling()
     assert c.poll() is None
     c.abandon_poll()
-    hub.app_send(c.session, "kept")  # type: ignore[arg-type]
+    hub.app_send(sid(c), "kept")
     assert c.messages == []
     resp = c.poll()
     assert resp is not None and c.messages == ["kept"]
 
 
+def test_failed_poll_answer_closes_the_session_rather_than_losing_its_packets() -> None:
+    """The runtime could not write a GET's answer that carried packets (``send_failed``):
+    the session ends with ``transport error``, so the application knows they were lost."""
+    hub, c = polling()
+    assert c.poll() is None
+    hub.slow_polls = True
+    hub.app_send(sid(c), "lost")
+    assert c.held is not None and hub.late, "the answer is on its way"
+    hub.fail_late()
+    assert c.messages == [] and c.failed
+    assert_closed(hub, c, R.TRANSPORT_ERROR)
+
+
+def test_failed_noop_answer_loses_nothing() -> None:
+    """A failed NOOP (here: the poll ended by the probe) carried nothing: the session stays."""
+    hub, c = polling(ServerConfig(ping_interval=100, ping_timeout=50))
+    assert c.poll() is None
+    c.start_upgrade()
+    hub.slow_polls = True
+    c.send_probe()
+    assert len(hub.late) == 1
+    hub.fail_late()
+    assert reasons(hub, c) == []
+    c.complete_upgrade()
+    hub.app_send(sid(c), "on ws")
+    assert c.messages == ["on ws"]
+
+
 @pytest.mark.parametrize("transport", ["polling", "websocket"])
-def test_closed_sessions_do_not_stay_on_the_timer_heap(transport: str) -> None:
-    # A closed session's timer entry is stale; if it stayed until its deadline
-    # the session (and whatever the runtime hung on it) would outlive its close
-    # by up to a heartbeat, which after a burst of short sessions is most of RSS.
+def test_closed_sessions_do_not_outlive_their_close(transport: str) -> None:
+    # A closed session's timer entry is stale; if it stayed until its deadline the
+    # session (and whatever it holds) would outlive its close by up to a heartbeat,
+    # which after a burst of short sessions is most of RSS. The core drops stale
+    # entries once they outnumber the live ones (at most 2 per live session + 64).
+    gc.collect()
+    before = sum(1 for o in gc.get_objects() if type(o) is Session)
     hub = Hub()
     clients = []
     for _ in range(300):
@@ -227,66 +297,106 @@ def test_closed_sessions_do_not_stay_on_the_timer_heap(transport: str) -> None:
             c.post_packets(Packet(T.CLOSE))
         else:
             c.drop_websocket()
-        hub.pump()
-    server = hub.server
-    assert len(server.sessions) == 10
-    heap = server._heap
-    assert len(heap) <= 2 * len(server.sessions) + 64
-    live = [entry for entry in heap if entry[2].heap_deadline == entry[0]]
-    assert len(live) == 10  # every open session still has its deadline
-    hub.advance(25.0)  # and the heartbeat of the survivors still runs
-    assert all(c.session is not None and c.session.state is SessionState.OPEN for c in clients[290:])
+    assert len(hub.open_sids()) == 10
+    gc.collect()
+    alive = sum(1 for o in gc.get_objects() if type(o) is Session) - before
+    assert alive <= 2 * 10 + 64, f"{alive} Session objects alive for 10 open sessions"
+    hub.advance(25.0)
+    for c in clients[290:]:
+        assert c.view.state is S.OPEN
+        if transport == "polling":
+            c.poll()
+        assert c.pings == 1, "the heartbeat of the survivors still runs"
+    hub.advance(25.0)
+    assert all(c.view.state is S.CLOSED for c in clients[290:]), "unanswered pings time out"
 
 
 def test_messages_queued_before_accept_follow_the_open_packet() -> None:
     hub = Hub()
+    hub.on_connect = defer_connect
     c = Client(hub)
-    req = c.make_request("GET", with_sid=False)
-    route = hub.server.route(req, hub.now)
-    assert isinstance(route, Route)
-    session = hub.server.open_session(route, hub.now)
-    assert session.state is SessionState.OPENING
-    assert hub.server.send(session, "welcome")
-    hub.server.accept(session, hub.now)
-    resp = hub.server.poll(route, req)
-    assert resp is not None
+    rid = c.connect_polling()
+    assert c.view.state is S.OPENING
+    assert hub.response(rid) is None, "the handshake waits for the application"
+    assert hub.app_send(sid(c), "welcome")
+    hub.decide_deferred("accept")
+    resp = hub.response(rid)
+    assert resp is not None and resp.status == 200
     packets = decode_poll_body(resp.body)
     assert [p.type for p in packets] == [T.OPEN, T.MESSAGE] and packets[1].data == "welcome"
 
 
-def test_rejected_session_gets_401_and_no_close_event() -> None:
+def test_sending_from_the_connect_handler() -> None:
     hub = Hub()
+
+    def handler(h: Hub, ev: ConnectRequest) -> None:
+        h.app_send(ev.sid, "hello from connect")
+        h.accept(ev.sid)
+
+    hub.on_connect = handler
     c = Client(hub)
-    req = c.make_request("GET", with_sid=False)
-    route = hub.server.route(req, hub.now)
-    assert isinstance(route, Route)
-    session = hub.server.open_session(route, hub.now)
-    resp = hub.server.reject(session, route, b'"nope"')
-    hub.pump()
-    assert resp.status == 401 and resp.body == b'"nope"'
-    assert session.sid not in hub.server.sessions
+    c.open_websocket()
+    assert c.ws is not None and c.ws.frames[1:] == ["4hello from connect"]
+
+
+@pytest.mark.parametrize("transport", ["polling", "websocket"])
+def test_rejected_session_gets_401_and_no_close_event(transport: str) -> None:
+    hub = Hub()
+    hub.on_connect = lambda h, ev: h.reject(ev.sid, b'"nope"')
+    c = Client(hub)
+    if transport == "polling":
+        resp = hub.response(c.connect_polling())
+    else:
+        sock = c.connect_websocket()
+        resp = sock.refusal
+        assert not sock.accepted
+    assert resp is not None and resp.status == 401 and resp.body == b'"nope"'
+    assert resp.header(b"content-type") == b"application/json"
+    assert not hub.core_knows(sid(c))
     assert not [e for e in hub.log if isinstance(e, SessionClosed)], "the app never saw a connect"
+
+
+def test_reject_without_a_body_says_unauthorized() -> None:
+    hub = Hub()
+    hub.on_connect = lambda h, ev: h.reject(ev.sid)
+    resp = hub.response(Client(hub).connect_polling())
+    assert resp is not None and resp.status == 401 and resp.body == UNAUTHORIZED_BODY
+    assert json.loads(resp.body) == "Unauthorized"
 
 
 def test_reject_after_the_app_closed_the_session_in_its_connect_handler() -> None:
     """A connect handler may call disconnect(sid) and then refuse; the runtime then
     calls reject() on a session the core already closed (engineio_asgi does exactly
-    this). The answer must be the 401, not an IllegalTransition."""
+    this). The answer is the one 401, not an error."""
     hub = Hub()
+    hub.on_connect = close_in_connect
     c = Client(hub)
-    req = c.make_request("GET", with_sid=False)
-    route = hub.server.route(req, hub.now)
-    assert isinstance(route, Route)
-    session = hub.server.open_session(route, hub.now)
-    hub.server.close(session, hub.now)
-    hub.pump()
-    try:
-        resp = hub.server.reject(session, route, None)
-    except IllegalTransition as exc:
-        pytest.fail(f"reject() after close() during OPENING raised {exc!r}")
-    assert resp.status == 401
-    assert session.sid not in hub.server.sessions
+    resp = hub.response(c.connect_polling())
+    assert resp is not None and resp.status == 401
+    assert not hub.core_knows(sid(c))
     assert not [e for e in hub.log if isinstance(e, SessionClosed)]
+
+
+@pytest.mark.parametrize("transport", ["polling", "websocket"])
+def test_client_gone_while_the_application_decides(transport: str) -> None:
+    """The client leaves before the connect decision: nothing is answered (nobody is
+    there), and a session the application then accepts ends at once (transport close)."""
+    hub = Hub()
+    hub.on_connect = defer_connect
+    c = Client(hub)
+    if transport == "polling":
+        rid = c.connect_polling()
+        hub.connection_lost(rid)
+    else:
+        rid = c.connect_websocket().rid
+        c.drop_websocket()
+    assert [type(e) for e in hub.log] == [ConnectRequest]
+    hub.decide_deferred("accept")
+    assert [
+        e for e in hub.log if getattr(e, "request_id", None) == rid and not isinstance(e, ConnectRequest)
+    ] == []
+    assert_closed(hub, c, R.TRANSPORT_CLOSE)
+    hub.finish()
 
 
 # =========================================================================== websocket only
@@ -301,19 +411,44 @@ def test_websocket_only_session() -> None:
     assert set(hs) == {"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}
     assert hs["upgrades"] == [], "a websocket session has nothing to upgrade to"
     assert (hs["pingInterval"], hs["pingTimeout"], hs["maxPayload"]) == (300, 200, 1_000_000)
-    assert c.session is not None and c.session.transport is Transport.WEBSOCKET
+    assert c.view.transport is Transport.WEBSOCKET
 
 
 def test_websocket_messages_both_ways() -> None:
     hub, c = websocket()
     assert c.ws is not None
-    hub.app_send(c.session, "hello")  # type: ignore[arg-type]
-    hub.app_send(c.session, b"\x01\x02\x03\x04")  # type: ignore[arg-type]
+    hub.app_send(sid(c), "hello")
+    hub.app_send(sid(c), b"\x01\x02\x03\x04")
     assert c.ws.frames[1:] == ["4hello", b"\x01\x02\x03\x04"], "binary goes as a raw binary frame"
     assert c.send_frame("4hi") == "hi"
     assert c.send_frame(b"\x00\xff") == b"\x00\xff"
     assert c.send_frame("4") == ""
-    assert hub.delivered[c.sid] == ["hi", b"\x00\xff", ""]  # type: ignore[index]
+    assert hub.delivered[sid(c)] == ["hi", b"\x00\xff", ""]
+
+
+def test_slow_websocket_writer_gets_one_write_at_a_time_in_order() -> None:
+    """Until the runtime says a write is done, the core hands out nothing more for that
+    websocket; what the app sends meanwhile goes out in order in the next write."""
+    hub, c = websocket()
+    assert c.ws is not None
+    hub.slow_writes = True
+    for i in range(5):
+        assert hub.app_send(sid(c), f"m{i}")
+    writes = [e for e in hub.log if isinstance(e, SendFrames)]
+    assert writes[-1].frames == ("4m0",) and len(hub.late) == 1, "one write outstanding"
+    hub.catch_up()
+    writes = [e for e in hub.log if isinstance(e, SendFrames)]
+    assert writes[-1].frames == ("4m1", "4m2", "4m3", "4m4"), "the rest in one write, in order"
+    assert c.messages == [f"m{i}" for i in range(5)]
+
+
+def test_failed_websocket_write_ends_the_session() -> None:
+    hub, c = websocket()
+    hub.slow_writes = True
+    hub.app_send(sid(c), "never arrives")
+    hub.fail_late()
+    assert c.messages == []
+    assert_closed(hub, c, R.TRANSPORT_CLOSE)
 
 
 def test_websocket_session_refuses_polling_requests() -> None:
@@ -338,25 +473,24 @@ def test_websocket_malformed_frame_closes_the_session() -> None:
 def test_upgrade_sequence() -> None:
     hub, c = polling()
     assert c.poll() is None  # the poll a client keeps open while it probes
-    route = c.start_upgrade()
-    assert isinstance(route, Route) and route.kind is RouteKind.UPGRADE
-    assert c.session is not None and c.session.state is SessionState.UPGRADING
+    probe = c.start_upgrade()
+    assert probe.open and c.probe is probe
+    assert c.view.state is S.UPGRADING
     c.send_probe()
     assert c.probe_answered, "2probe is answered with 3probe on the websocket"
     assert c.held is None and last_poll(c) == NOOP, "the pending GET ends with a NOOP"
     c.complete_upgrade()
-    session = hub.server.sessions[c.session.sid]
-    assert session.transport is Transport.WEBSOCKET and session.state is SessionState.OPEN
-    hub.app_send(session, "on ws")
-    assert c.ws is not None and c.ws.frames[-1] == "4on ws"
+    assert [e for e in hub.log if isinstance(e, Upgraded)] == [(sid(c), probe.rid)]
+    assert c.view.transport is Transport.WEBSOCKET and c.view.state is S.OPEN
+    hub.app_send(sid(c), "on ws")
+    assert c.ws is probe and probe.frames[-1] == "4on ws"
     assert c.send_frame("4hello") == "hello"
     assert reasons(hub, c) == []
 
 
 def test_packets_sent_during_the_upgrade_are_not_lost_or_reordered() -> None:
     hub, c = polling()
-    s = c.session
-    assert s is not None
+    s = sid(c)
     hub.app_send(s, "a1")
     hub.app_send(s, b"a2")
     c.start_upgrade()
@@ -388,7 +522,7 @@ def test_client_messages_during_the_upgrade_are_delivered_in_order() -> None:
     c.post_messages("c3")
     c.complete_upgrade()
     c.ws_send_messages("c4", b"c5")
-    assert hub.delivered[c.sid] == ["c1", "c2", "c3", "c4", b"c5"]  # type: ignore[index]
+    assert hub.delivered[sid(c)] == ["c1", "c2", "c3", "c4", b"c5"]
 
 
 def test_upgrade_timeout_closes_the_probe_and_keeps_polling() -> None:
@@ -401,18 +535,17 @@ def test_upgrade_timeout_closes_the_probe_and_keeps_polling() -> None:
     assert probe.open
     hub.advance(0.2)
     assert probe.close_codes, "the probe is closed once the upgrade times out"
-    assert c.session is not None
-    assert c.session.state is SessionState.OPEN and c.session.transport is Transport.POLLING
+    assert c.view.state is S.OPEN and c.view.transport is Transport.POLLING
     assert reasons(hub, c) == []
-    hub.app_send(c.session, "still here")
+    hub.app_send(sid(c), "still here")
     assert c.poll() is not None and c.messages[-1] == "still here"
     assert c.poll() is None, "after the timeout a GET is held again (no probe waiting)"
     assert c.post_messages("me too").status == 200
-    # the frames of the dead probe are ignored, and a new upgrade may start
-    assert hub.server.receive_frame(probe.ws, "5", hub.now) is None
-    assert c.session.transport is Transport.POLLING
+    # a frame of the dead probe that reaches the core anyway is ignored, and a new upgrade may start
+    assert hub.receive_frame(probe.rid, "5") == []
+    assert c.view.transport is Transport.POLLING
     c.abandon_poll()
-    assert isinstance(c.start_upgrade(), Route)
+    assert c.start_upgrade().open
 
 
 def test_upgrade_timeout_without_probe_frame() -> None:
@@ -422,7 +555,7 @@ def test_upgrade_timeout_without_probe_frame() -> None:
     assert probe is not None
     hub.advance(1.1)
     assert probe.close_codes
-    assert c.session is not None and c.session.state is SessionState.OPEN
+    assert c.view.state is S.OPEN
 
 
 def test_second_websocket_for_the_same_sid_is_ignored() -> None:
@@ -431,24 +564,26 @@ def test_second_websocket_for_the_same_sid_is_ignored() -> None:
     hub, c = polling()
     c.start_upgrade()
     probe = c.probe
-    second = c.route(c.make_request("GET", transport="websocket"), websocket=True)
-    assert isinstance(second, Route) and second.kind is RouteKind.IGNORE, "a second websocket while upgrading"
+    second = c.open_socket()
+    assert second.accepted and second.close_codes == [1000], "a second websocket while upgrading"
     assert probe is not None and probe.open, "it leaves the first probe alone"
+    assert c.view.state is S.UPGRADING
     c.send_probe()
     assert c.probe_answered
     c.complete_upgrade()
-    third = c.route(c.make_request("GET", transport="websocket"), websocket=True)
-    assert isinstance(third, Route) and third.kind is RouteKind.IGNORE, "a websocket after the upgrade"
+    third = c.open_socket()
+    assert third.accepted and third.close_codes == [1000], "a websocket after the upgrade"
+    assert third.frames == []
     assert c.ws is not None and c.ws.open and reasons(hub, c) == []
     assert c.send_frame("4still") == "still"
 
 
 def test_websocket_with_the_sid_of_a_closing_polling_session_is_refused() -> None:
     hub, c = polling()
-    assert c.session is not None
-    hub.app_close(c.session)  # lingers in CLOSING until its next poll takes the CLOSE packet
-    r = c.route(c.make_request("GET", transport="websocket"), websocket=True)
-    assert isinstance(r, Response) and r.status == 400
+    hub.app_close(sid(c))  # lingers in CLOSING until its next poll takes the CLOSE packet
+    assert hub.core_knows(sid(c))
+    r = c.open_socket()
+    assert r.refusal is not None and r.refusal.status == 400 and not r.accepted
 
 
 @pytest.mark.parametrize("read_after", ["attach", "2probe"])
@@ -458,7 +593,7 @@ def test_get_racing_the_upgrade_packet_gets_400(read_after: str) -> None:
     read, and the websocket carries on."""
     hub, c = polling()
     c.start_upgrade()
-    assert c.probe is not None and c.session is not None
+    assert c.probe is not None
     if read_after == "2probe":
         c.send_probe()
     assert c.poll() is None, "a GET during an upgrade is held"
@@ -478,9 +613,9 @@ def test_get_after_3probe_is_answered_with_noop_after_the_grace() -> None:
     hub, c = polling(ServerConfig(ping_interval=100, ping_timeout=50))
     c.start_upgrade()
     c.send_probe()
-    assert c.session is not None
     assert c.poll() is None
-    hub.app_send(c.session, "later")
+    assert hub.server.next_deadline() == pytest.approx(hub.now + UPGRADE_POLL_GRACE)
+    hub.app_send(sid(c), "later")
     hub.advance(UPGRADE_POLL_GRACE * 0.9)
     assert c.held is not None, "answered before the grace"
     hub.advance(UPGRADE_POLL_GRACE * 0.2)
@@ -493,28 +628,24 @@ def test_get_during_upgrade_when_the_probe_fails_becomes_an_ordinary_poll() -> N
     hub, c = polling(ServerConfig(ping_interval=100, ping_timeout=50, upgrade_timeout=1.0))
     c.start_upgrade()
     probe = c.probe
-    assert c.session is not None and probe is not None
+    assert probe is not None
     assert c.poll() is None
     hub.advance(UPGRADE_POLL_GRACE * 2)
     assert c.held is not None, "nothing to answer with: the GET stays held"
     hub.advance(1.0)  # the probe times out
     assert probe.close_codes
-    hub.app_send(c.session, "x")
+    hub.app_send(sid(c), "x")
     assert c.held is None and c.messages == ["x"]
 
 
 def test_upgrade_packet_before_probe_is_refused() -> None:
     hub, c = polling()
-    c.start_upgrade()
-    probe = c.probe
-    assert probe is not None
-    hub.server.receive_frame(probe.ws, "5", hub.now)
-    hub.pump()
+    probe = c.start_upgrade()
+    c.send_frame("5", probe)
     assert probe.close_codes, "5 before 2probe: the probe is closed"
-    assert c.session is not None
-    assert c.session.transport is Transport.POLLING and c.session.state is SessionState.OPEN
+    assert c.view.transport is Transport.POLLING and c.view.state is S.OPEN
     assert reasons(hub, c) == []
-    hub.app_send(c.session, "polling")
+    hub.app_send(sid(c), "polling")
     assert c.poll() is not None and c.messages == ["polling"]
 
 
@@ -536,7 +667,7 @@ def test_polling_after_upgrade_is_refused() -> None:
 def test_upgrade_refused_when_upgrades_are_off() -> None:
     _, c = polling(ServerConfig(allow_upgrades=False))
     r = c.start_upgrade()
-    assert isinstance(r, Response) and r.status == 400
+    assert r.refusal is not None and r.refusal.status == 400 and c.probe is None
 
 
 def test_probe_dropped_by_the_client_keeps_polling() -> None:
@@ -545,29 +676,28 @@ def test_probe_dropped_by_the_client_keeps_polling() -> None:
     c.send_probe()
     assert c.probe is not None
     c.drop_websocket(c.probe)
-    assert c.session is not None and c.session.state is SessionState.OPEN
-    assert c.session.transport is Transport.POLLING and reasons(hub, c) == []
-    hub.app_send(c.session, "x")
+    assert c.view.state is S.OPEN and c.view.transport is Transport.POLLING
+    assert reasons(hub, c) == []
+    hub.app_send(sid(c), "x")
     assert c.poll() is not None and c.messages == ["x"]
 
 
-def test_held_poll_gets_noop_when_upgrade_completes() -> None:
-    """A GET still held when ``5`` arrives (the runtime had not yet woken it after the
-    probe) ends with a NOOP only; what was queued goes on the websocket."""
+def test_held_poll_answered_at_the_probe_but_written_late() -> None:
+    """The GET held when ``2probe`` arrives is answered with a NOOP at once; a slow
+    runtime writes it only after ``5`` (and what was queued meanwhile went on the
+    websocket): the client still gets a NOOP and every message, once."""
     hub, c = polling()
     assert c.poll() is None
-    c.start_upgrade()
-    probe = c.probe
-    assert probe is not None and c.session is not None
-    hub.server.receive_frame(probe.ws, "2probe", hub.now)
-    woken = hub.server.take_events()  # the runtime is slow: the held poll is not answered yet
-    assert any(isinstance(e, TransportWritable) for e in woken), "the held poll must be woken"
-    assert hub.server.send(c.session, "after")
-    c.upgraded = True
-    c.ws, c.probe, probe.role = probe, None, "websocket"
-    c.send_frame("5", probe)
-    assert c.held is None and last_poll(c) == NOOP
+    probe = c.start_upgrade()
+    hub.slow_polls = True
+    c.send_probe()
+    assert [type(e) for e in hub.late] == [Respond], "the held poll is answered at 2probe"
+    assert c.held is not None, "... and the client does not have the answer yet"
+    assert hub.app_send(sid(c), "after")
+    c.complete_upgrade()
     assert probe.frames[-1] == "4after"
+    hub.catch_up()
+    assert c.held is None and last_poll(c) == NOOP
     assert c.messages == ["after"]
 
 
@@ -632,7 +762,7 @@ def test_ping_timeout_is_checked_lazily_when_a_request_comes_late() -> None:
     hub.advance(0.31)  # the ping is queued
     hub.jump(0.3)  # past the pong deadline, no timer
     resp = c.post(b"3")
-    assert resp.status == 400, "a pong after the deadline is too late"
+    assert resp is not None and resp.status == 400, "a pong after the deadline is too late"
     assert error_json(resp)["code"] == 1
     assert_closed(hub, c, R.PING_TIMEOUT)
     hub.advance(5)
@@ -682,27 +812,25 @@ def test_bad_eio(eio: str | None, websocket_: bool) -> None:
     q = {"transport": "websocket" if websocket_ else "polling"}
     if eio is not None:
         q["EIO"] = eio
-    r = Server().route(hs_request(q), 0.0, websocket=websocket_)
-    assert err(r)["code"] == 5
+    assert err(answer(hs_request(q), websocket=websocket_))["code"] == 5
 
 
 @pytest.mark.parametrize("eio", ["04", "004", "\u0664", "4 "], ids=repr)
 def test_eio_must_be_exactly_4(eio: str) -> None:
     """The reference: ``protocol = req._query.EIO === "4" ? 4 : 3`` and v3 is refused with
     code 5; only the exact string "4" selects v4."""
-    r = Server().route(hs_request({"EIO": eio, "transport": "polling"}), 0.0)
-    assert isinstance(r, Response), f"EIO={eio!r} was accepted as protocol 4"
-    assert err(r)["code"] == 5
+    r = answer(hs_request({"EIO": eio, "transport": "polling"}))
+    assert err(r)["code"] == 5, f"EIO={eio!r} was accepted as protocol 4"
 
 
 @pytest.mark.parametrize("eio", ["\u00b2", "\u2460", "\U0001d7dc\U0001d7dc"], ids=repr)
-def test_route_survives_unicode_digit_eio(eio: str) -> None:
+def test_request_survives_unicode_digit_eio(eio: str) -> None:
     """``str.isdigit()`` is true for these but ``int()`` refuses them; a query like
-    ``EIO=%C2%B2`` reaches route() through parse_query."""
+    ``EIO=%C2%B2`` reaches the core through parse_query."""
     try:
-        r = Server().route(hs_request({"EIO": eio, "transport": "polling"}), 0.0)
+        r = answer(hs_request({"EIO": eio, "transport": "polling"}))
     except ValueError as exc:
-        pytest.fail(f"route() raised {exc!r} for EIO={eio!r}; it must answer 400 code 5")
+        pytest.fail(f"receive_request() raised {exc!r} for EIO={eio!r}; it must answer 400 code 5")
     assert err(r)["code"] == 5
 
 
@@ -711,32 +839,31 @@ def test_bad_transport(transport: str | None) -> None:
     q = {"EIO": "4"}
     if transport is not None:
         q["transport"] = transport
-    assert err(Server().route(hs_request(q), 0.0))["code"] == 0
+    assert err(answer(hs_request(q)))["code"] == 0
 
 
 def test_disabled_transport_is_unknown() -> None:
-    ws_only = Server(ServerConfig(transports=("websocket",)))
-    assert err(ws_only.route(hs_request({"EIO": "4", "transport": "polling"}), 0.0))["code"] == 0
-    poll_only = Server(ServerConfig(transports=("polling",)))
-    r = poll_only.route(hs_request({"EIO": "4", "transport": "websocket"}), 0.0, websocket=True)
+    ws_only = ServerConfig(transports=("websocket",))
+    assert err(answer(hs_request({"EIO": "4", "transport": "polling"}), config=ws_only))["code"] == 0
+    poll_only = ServerConfig(transports=("polling",))
+    r = answer(hs_request({"EIO": "4", "transport": "websocket"}), websocket=True, config=poll_only)
     assert err(r)["code"] == 0
 
 
 def test_transport_must_match_the_request_kind() -> None:
-    s = Server()
-    r = s.route(hs_request({"EIO": "4", "transport": "websocket"}), 0.0, websocket=False)
+    r = answer(hs_request({"EIO": "4", "transport": "websocket"}), websocket=False)
     assert err(r)["code"] == 3, "transport=websocket on a plain HTTP request (reference: BAD_REQUEST)"
-    r = s.route(hs_request({"EIO": "4", "transport": "polling"}), 0.0, websocket=True)
-    assert isinstance(r, Response) and r.status == 400, "a websocket request for polling is refused"
+    r = answer(hs_request({"EIO": "4", "transport": "polling"}), websocket=True)
+    assert r.status == 400, "a websocket request for polling is refused"
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_unknown_sid(method: str) -> None:
     hub, c = polling()
-    r = hub.server.route(Request(method, {"EIO": "4", "transport": "polling", "sid": "nope"}), hub.now)
+    r = hub.response(hub.request(Request(method, {"EIO": "4", "transport": "polling", "sid": "nope"})))
     assert err(r)["code"] == 1
-    ws = hub.server.route(
-        Request("GET", {"EIO": "4", "transport": "websocket", "sid": "nope"}), hub.now, websocket=True
+    ws = hub.response(
+        hub.request(Request("GET", {"EIO": "4", "transport": "websocket", "sid": "nope"}), websocket=True)
     )
     assert err(ws)["code"] == 1
     assert reasons(hub, c) == []
@@ -744,20 +871,20 @@ def test_unknown_sid(method: str) -> None:
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
 def test_handshake_must_be_get(method: str) -> None:
-    assert err(Server().route(hs_request({"EIO": "4", "transport": "polling"}, method), 0.0))["code"] == 2
+    assert err(answer(hs_request({"EIO": "4", "transport": "polling"}, method)))["code"] == 2
 
 
 def test_unknown_method_on_a_session() -> None:
     hub, c = polling()
-    r = hub.server.route(c.make_request("PUT"), hub.now)
-    assert isinstance(r, Response) and r.status == 400
+    r = hub.response(c.send(c.make_request("PUT")))
+    assert r is not None and r.status == 400
 
 
 @pytest.mark.parametrize("body", [b"abc", b"", b"4ok\x1e", b"4\xff", b"b***"], ids=repr)
 def test_bad_payload_closes_the_session(body: bytes) -> None:
     hub, c = polling()
     resp = c.post(body)
-    assert resp.status == 400
+    assert resp is not None and resp.status == 400
     assert error_json(resp)["code"] == 3
     assert_closed(hub, c, R.TRANSPORT_ERROR)
     assert_gone(hub, c)
@@ -766,7 +893,7 @@ def test_bad_payload_closes_the_session(body: bytes) -> None:
 def test_bad_payload_delivers_nothing_of_it() -> None:
     hub, c = polling()
     c.post(b"4first\x1ebnot base64!")
-    assert hub.delivered.get(c.sid, []) == [], "a malformed payload is refused as a whole"  # type: ignore[arg-type]
+    assert hub.delivered.get(sid(c), []) == [], "a malformed payload is refused as a whole"
 
 
 def test_concurrent_get() -> None:
@@ -776,60 +903,77 @@ def test_concurrent_get() -> None:
     second = c.poll()
     assert second is not None and second.status == 400
     assert c.held is None, "the first GET is answered"
-    assert last_poll(c) == [Packet(T.CLOSE)], "the held poll gets exactly the CLOSE packet"
+    assert [r.status for r in c.poll_responses[-2:]] == [200, 400], "the first, then the second"
+    assert decode_poll_body(c.poll_responses[-2].body) == [Packet(T.CLOSE)], (
+        "the held poll gets exactly the CLOSE packet"
+    )
     assert_closed(hub, c, R.TRANSPORT_ERROR)
     assert_gone(hub, c)
 
 
 def test_concurrent_post() -> None:
+    """A second POST while the first one's body is arriving: 400, the session ends, and
+    the first POST is answered at once (400, its body not wanted)."""
     hub, c = polling()
-    req = c.make_request("POST")
-    first = hub.server.route(req, hub.now)
-    assert isinstance(first, Route)
-    assert hub.server.begin_post(first) is None
-    second = hub.server.route(req, hub.now)
-    assert isinstance(second, Route)
-    busy = hub.server.begin_post(second)
-    hub.pump()
+    first = c.start_post()
+    assert hub.response(first) is None, "the first POST waits for its body"
+    busy = c.post(b"4second")
     assert busy is not None and busy.status == 400
     assert_closed(hub, c, R.TRANSPORT_ERROR)
-    late = hub.server.post(first, b"4late", hub.now)
-    hub.pump()
-    assert late.status == 400, "the first POST finishing after the session closed is refused"
-    assert hub.delivered.get(c.sid, []) == []  # type: ignore[arg-type]
+    late = hub.response(first)
+    assert late is not None and late.status == 400, "the first POST is refused as its session is gone"
+    assert not hub.feed(first, b"4late"), "and its body is no longer read"
+    assert hub.delivered.get(sid(c), []) == []
 
 
 def test_post_cut_short_by_the_session_closing() -> None:
-    """A body still arriving when the session closes (here: the app closes it): the
-    runtime stops reading and answers what post_cut_short says, and nothing of the
-    unread body is delivered."""
+    """A body still arriving when the app closes the session: once whole it is refused
+    with 400 code 1, and nothing of it is delivered."""
     hub, c = polling()
-    req = c.make_request("POST")
-    route = hub.server.route(req, hub.now)
-    assert isinstance(route, Route)
-    assert hub.server.begin_post(route) is None
-    hub.server.close(c.session, hub.now)  # type: ignore[arg-type]
-    hub.pump()
-    resp = hub.server.post_cut_short(route)
-    hub.pump()
-    assert resp.status == 400
+    rid = c.start_post()
+    hub.app_close(sid(c))
+    assert hub.feed(rid, b"4hel", more=True)
+    assert hub.feed(rid, b"lo")
+    resp = hub.response(rid)
+    assert resp is not None and resp.status == 400
     assert json.loads(resp.body) == {"code": 1, "message": "Session ID unknown"}
-    assert hub.delivered.get(c.sid, []) == []  # type: ignore[arg-type]
-    assert c.session.post_active is False  # type: ignore[union-attr]
+    assert hub.delivered.get(sid(c), []) == []
+
+
+def test_trickling_post_does_not_outlive_its_session() -> None:
+    """A client trickling its body must not hold the connection once the session is gone."""
+    hub, c = polling(ServerConfig(close_timeout=3.0, ping_interval=100, ping_timeout=50))
+    rid = c.start_post()
+    hub.feed(rid, b"4a", more=True)
+    hub.app_close(sid(c))
+    hub.advance(2.9)
+    assert hub.response(rid) is None
+    hub.advance(0.2)  # the closing session gives up waiting for a poll
+    resp = hub.response(rid)
+    assert resp is not None and resp.status == 400 and error_json(resp)["code"] == 1
+    assert hub.delivered.get(sid(c), []) == []
+
+
+def test_post_abandoned_by_the_client_delivers_nothing() -> None:
+    hub, c = polling()
+    resp = c.post(b"4lost\x1e4too", chunks=[b"4lost\x1e", b"4too"], lose_before_end=True)
+    assert resp is None
+    assert hub.delivered.get(sid(c), []) == [] and reasons(hub, c) == []
+    assert c.post_messages("next").status == 200, "a later POST is not concurrent with the gone one"
 
 
 def test_sequential_posts_are_fine() -> None:
     hub, c = polling()
     for i in range(5):
         assert c.post_messages(f"m{i}").status == 200
-    assert hub.delivered[c.sid] == [f"m{i}" for i in range(5)]  # type: ignore[index]
+    assert hub.delivered[sid(c)] == [f"m{i}" for i in range(5)]
 
 
 def test_post_packets_after_close_in_the_same_payload_are_ignored() -> None:
     hub, c = polling()
     resp = c.post(b"4a\x1e1\x1e4b")
-    assert resp.status == 200
-    assert hub.delivered[c.sid] == ["a"]  # type: ignore[index]
+    assert resp is not None and resp.status == 200
+    assert hub.delivered[sid(c)] == ["a"]
     assert_closed(hub, c, R.CLIENT_DISCONNECT)
 
 
@@ -838,27 +982,31 @@ def test_post_packets_after_close_in_the_same_payload_are_ignored() -> None:
 
 def test_oversized_post_is_413_and_the_session_stays() -> None:
     hub, c = polling(ServerConfig(max_http_buffer_size=100))
-    req = c.make_request("POST")
-    route = hub.server.route(req, hub.now)
-    assert isinstance(route, Route)
-    assert hub.server.begin_post(route) is None
-    resp = hub.server.post_too_large(route)  # the runtime saw byte 101 arrive
-    hub.pump()
-    assert resp.status == 413
+    rid = c.start_post()
+    assert hub.feed(rid, b"4" + b"x" * 59, more=True)
+    assert hub.feed(rid, b"x" * 50, more=True)  # byte 110: the core answers 413 at once
+    resp = hub.response(rid)
+    assert resp is not None and resp.status == 413
+    assert not hub.feed(rid, b"rest"), "the rest is not wanted"
     assert reasons(hub, c) == []
     assert c.post_messages("x" * 50).status == 200, "the session is kept and a later POST works"
-    big = c.post(b"4" + b"y" * 100)  # the core checks a whole body too
-    assert big.status == 413
+    big = c.post(b"4" + b"y" * 100)  # its Content-Length says too much: refused before it is read
+    assert big is not None and big.status == 413
+    chunked = c.post(b"4" + b"z" * 100, chunks=[b"4" + b"z" * 50, b"z" * 50])  # no Content-Length
+    assert chunked is not None and chunked.status == 413
     assert c.post_messages("z").status == 200
-    hub.app_send(c.session, "alive")  # type: ignore[arg-type]
+    hub.app_send(sid(c), "alive")
     assert c.poll() is not None and c.messages == ["alive"]
-    assert hub.delivered[c.sid] == ["x" * 50, "z"]  # type: ignore[index]
+    assert hub.delivered[sid(c)] == ["x" * 50, "z"]
 
 
 def test_post_of_exactly_max_size_is_accepted() -> None:
     hub, c = polling(ServerConfig(max_http_buffer_size=100))
-    assert c.post(b"4" + b"a" * 99).status == 200
-    assert hub.delivered[c.sid] == ["a" * 99]  # type: ignore[index]
+    resp = c.post(b"4" + b"a" * 99)
+    assert resp is not None and resp.status == 200
+    resp = c.post(b"4" + b"b" * 99, chunks=[b"4" + b"b" * 9] + [b"b" * 10] * 9)
+    assert resp is not None and resp.status == 200
+    assert hub.delivered[sid(c)] == ["a" * 99, "b" * 99]
 
 
 @pytest.mark.parametrize(
@@ -871,7 +1019,7 @@ def test_oversized_websocket_frame_closes_with_1009(frame: str | bytes) -> None:
     assert c.send_frame(frame) is None
     assert c.ws is not None and c.ws.close_codes == [1009]
     assert_closed(hub, c, R.TRANSPORT_ERROR)
-    assert hub.delivered.get(c.sid, []) == []  # type: ignore[arg-type]
+    assert hub.delivered.get(sid(c), []) == []
 
 
 def test_websocket_frame_of_exactly_max_size_is_accepted() -> None:
@@ -883,12 +1031,10 @@ def test_websocket_frame_of_exactly_max_size_is_accepted() -> None:
 
 def test_oversized_frame_on_the_probe_keeps_the_session() -> None:
     hub, c = polling(ServerConfig(max_http_buffer_size=100))
-    c.start_upgrade()
-    probe = c.probe
-    assert probe is not None
+    probe = c.start_upgrade()
     c.send_frame("2" + "p" * 200, probe)
     assert probe.close_codes == [1009]
-    assert c.session is not None and c.session.state is SessionState.OPEN
+    assert c.view.state is S.OPEN
     assert reasons(hub, c) == []
 
 
@@ -900,7 +1046,7 @@ def test_client_close_on_polling_ends_the_held_poll_with_noop() -> None:
     hub, c = polling()
     assert c.poll() is None
     resp = c.post(b"1")
-    assert resp.status == 200
+    assert resp is not None and resp.status == 200
     assert last_poll(c) == NOOP
     assert_closed(hub, c, R.CLIENT_DISCONNECT)
     assert_gone(hub, c)
@@ -908,7 +1054,8 @@ def test_client_close_on_polling_ends_the_held_poll_with_noop() -> None:
 
 def test_client_close_on_polling_without_held_poll() -> None:
     hub, c = polling()
-    assert c.post(b"1").status == 200
+    resp = c.post(b"1")
+    assert resp is not None and resp.status == 200
     assert_closed(hub, c, R.CLIENT_DISCONNECT)
     assert_gone(hub, c)
 
@@ -916,32 +1063,32 @@ def test_client_close_on_polling_without_held_poll() -> None:
 def test_client_close_on_websocket() -> None:
     hub, c = websocket()
     c.send_frame("1")
-    assert c.ws is not None and c.ws.close_codes, "the server closes the websocket"
+    assert c.ws is not None and c.ws.close_codes == [1000], "the server closes the websocket"
+    assert c.ws.close_graces == [CLIENT_CLOSE_GRACE], "after the client's CLOSE, it may close first"
     assert_closed(hub, c, R.CLIENT_DISCONNECT)
 
 
 def test_server_close_reaches_the_held_poll() -> None:
     hub, c = polling()
     assert c.poll() is None
-    assert c.session is not None
-    hub.server.send(c.session, "last words")
-    hub.app_close(c.session)
+    hub.app_send(sid(c), "last words")  # answers the held poll
+    assert c.poll() is None
+    hub.app_close(sid(c))
     assert_closed(hub, c, R.SERVER_DISCONNECT)
-    assert c.held is None
-    assert c.messages == ["last words"] and c.got_close, "queued packets, then CLOSE"
+    assert c.held is None and last_poll(c) == [Packet(T.CLOSE)], "the held poll carries the CLOSE at once"
+    assert c.messages == ["last words"] and c.got_close
     assert_gone(hub, c)
 
 
 def test_server_close_is_delivered_to_the_next_poll() -> None:
     hub, c = polling()
-    s = c.session
-    assert s is not None
     for i in range(20):
-        hub.server.send(s, f"m{i}")
-    hub.app_close(s)
+        hub.app_send(sid(c), f"m{i}")
+    hub.app_close(sid(c))
     assert_closed(hub, c, R.SERVER_DISCONNECT)  # the app is told at once
-    assert not hub.server.send(s, "too late"), "send() after close() must be refused"
-    assert c.post(b"4x").status == 400, "a closing session takes no more input"
+    assert not hub.app_send(sid(c), "too late"), "send() after close() must be refused"
+    post = c.post(b"4x")
+    assert post is not None and post.status == 400, "a closing session takes no more input"
     while not c.got_close:
         assert c.poll() is not None, "a closing session answers polls at once"
     assert c.messages == [f"m{i}" for i in range(20)], "queued packets are delivered before CLOSE"
@@ -951,25 +1098,24 @@ def test_server_close_is_delivered_to_the_next_poll() -> None:
 
 def test_server_close_without_any_poll_expires() -> None:
     hub, c = polling(ServerConfig(close_timeout=3.0, ping_interval=100, ping_timeout=50))
-    s = c.session
-    assert s is not None
-    hub.app_close(s)
-    assert s.sid in hub.server.sessions
-    hub.advance(3.1)
-    assert s.sid not in hub.server.sessions, "a closing session is dropped after close_timeout"
+    hub.app_close(sid(c))
+    hub.advance(2.9)
+    assert hub.core_knows(sid(c)), "a closing session waits for a poll to take its CLOSE"
+    hub.advance(0.2)
+    assert not hub.core_knows(sid(c)), "a closing session is dropped after close_timeout"
     assert reasons(hub, c) == [R.SERVER_DISCONNECT]
+    assert hub.server.next_deadline() is None
 
 
 def test_server_close_on_websocket_sends_close_then_closes() -> None:
     hub, c = websocket()
-    s = c.session
-    assert s is not None and c.ws is not None
-    hub.server.send(s, "bye")
-    hub.app_close(s)
+    assert c.ws is not None
+    hub.app_send(sid(c), "bye")
+    hub.app_close(sid(c))
     assert c.ws.frames[-2:] == ["4bye", "1"]
     assert c.ws.close_codes == [1000]
     assert_closed(hub, c, R.SERVER_DISCONNECT)
-    assert s.sid not in hub.server.sessions
+    assert not hub.core_knows(sid(c))
 
 
 def test_server_close_during_upgrade() -> None:
@@ -977,8 +1123,8 @@ def test_server_close_during_upgrade() -> None:
     c.start_upgrade()
     c.send_probe()
     probe = c.probe
-    assert probe is not None and c.session is not None
-    hub.app_close(c.session)
+    assert probe is not None
+    hub.app_close(sid(c))
     assert probe.close_codes, "the probe goes with the session"
     assert_closed(hub, c, R.SERVER_DISCONNECT)
     c.poll()
@@ -999,9 +1145,8 @@ def test_upgraded_websocket_dropped_by_the_client() -> None:
 
 def test_close_twice_one_event() -> None:
     hub, c = polling()
-    assert c.session is not None
-    hub.app_close(c.session)
-    hub.app_close(c.session)
+    hub.app_close(sid(c))
+    hub.app_close(sid(c))
     c.post(b"1")
     hub.advance(100)
     assert reasons(hub, c) == [R.SERVER_DISCONNECT]
@@ -1016,15 +1161,27 @@ def test_close_all() -> None:
     clients[2].start_upgrade()
     clients[3].open_polling()
     clients[3].poll()
-    hub.server.close_all(hub.now)
-    hub.pump()
+    hub.close_all()
     for c in clients:
         assert_closed(hub, c, R.SERVER_DISCONNECT)
     assert clients[1].ws is not None and clients[1].ws.frames[-1] == "1"
     assert clients[3].got_close
     hub.advance(60)
-    assert hub.server.sessions == {}
+    assert not any(hub.core_knows(sid(c)) for c in clients)
     assert all(len(v) == 1 for v in hub.closed.values())
+    hub.finish()
+
+
+def test_close_all_refuses_a_handshake_waiting_for_the_application() -> None:
+    hub = Hub()
+    hub.on_connect = defer_connect
+    c = Client(hub)
+    rid = c.connect_polling()
+    hub.close_all()
+    resp = hub.response(rid)
+    assert resp is not None and resp.status == 401
+    assert reasons(hub, c) == []
+    hub.finish()
 
 
 def test_session_closed_exactly_once_for_each_reason() -> None:
@@ -1034,7 +1191,7 @@ def test_session_closed_exactly_once_for_each_reason() -> None:
     c.post(b"1")
     made.append((hub, c, R.CLIENT_DISCONNECT))
     hub, c = websocket()
-    hub.app_close(c.session)  # type: ignore[arg-type]
+    hub.app_close(sid(c))
     made.append((hub, c, R.SERVER_DISCONNECT))
     hub, c = polling(FAST)
     hub.advance(1)
@@ -1053,17 +1210,15 @@ def test_session_closed_exactly_once_for_each_reason() -> None:
         events = [e for e in hub.log if isinstance(e, SessionClosed)]
         assert [e.reason for e in events] == [reason], f"{reason}: {events}"
         assert str(reason) == reason.value
+        hub.finish()
 
 
 def test_bounded_outbound_queue_ends_the_session_once() -> None:
     hub, c = polling(ServerConfig(max_queued_bytes=100))
-    s = c.session
-    assert s is not None
-    assert hub.server.send(s, "x" * 60)
-    assert not hub.server.send(s, "y" * 60), "a message past the queue bound is refused"
-    hub.pump()
-    assert s.closed and len(reasons(hub, c)) == 1
-    assert not hub.server.send(s, "z")
+    assert hub.app_send(sid(c), "x" * 60)
+    assert not hub.app_send(sid(c), "y" * 60), "a message past the queue bound is refused"
+    assert c.view.closed and len(reasons(hub, c)) == 1
+    assert not hub.app_send(sid(c), "z")
     hub.advance(100)
     assert len(reasons(hub, c)) == 1
 
@@ -1073,18 +1228,16 @@ def test_unencodable_app_text_does_not_take_other_messages_down() -> None:
     may refuse it when the app sends it (False or a ValueError then), but a poll must
     not blow up after it has taken the well-formed messages around it off the queue."""
     hub, c = polling()
-    s = c.session
-    assert s is not None
-    hub.server.send(s, "ok1")
+    hub.app_send(sid(c), "ok1")
     try:
-        hub.server.send(s, "bad\ud800")
+        hub.app_send(sid(c), "bad\ud800")
     except ValueError:
         pass  # refused up front: fine (UnicodeError is a ValueError)
-    hub.server.send(s, "ok2")
+    hub.app_send(sid(c), "ok2")
     try:
         resp = c.poll()
     except UnicodeError as exc:
-        pytest.fail(f"poll() raised {exc!r}; ok1 and ok2 are gone with it (queue: {s.outbox})")
+        pytest.fail(f"poll() raised {exc!r}; ok1 and ok2 are gone with it")
     assert resp is not None
     assert [m for m in c.messages if m != "bad\ud800"] == ["ok1", "ok2"]
 
@@ -1103,8 +1256,9 @@ def test_close_websocket_event_names_the_socket() -> None:
     hub, c = websocket()
     c.send_frame("x")
     closes = [e for e in hub.log if isinstance(e, CloseWebSocket)]
-    assert len(closes) == 1 and c.ws is not None and closes[0].ws is c.ws.ws
+    assert len(closes) == 1 and c.ws is not None and closes[0].request_id == c.ws.rid
     assert closes[0].code != 1000, "a protocol violation is not a normal closure"
+    assert closes[0].grace == 0, "nothing to wait for: the client sent no CLOSE"
 
 
 def test_payload_helper_matches_protocol_example() -> None:

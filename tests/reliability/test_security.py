@@ -15,8 +15,9 @@ import pytest
 from servers import running_server
 
 import engineio_sansio
-from engineio_sansio import Request, RouteKind, Server, ServerConfig
+from engineio_sansio import ConnectRequest, Request, ServerConfig
 
+from ..core.client_model import Hub
 from .clients import Polling, RawWS, WSRejected, WSSession, eio_path, raw_request
 from .support import APP, BAD_INPUT_SERVERS, BASE_ENV, Healthy
 
@@ -274,24 +275,28 @@ URLSAFE = set(string.ascii_letters + string.digits + "-_")
 
 
 def test_session_ids_are_unguessable_and_never_reused() -> None:
-    """10,000 handshakes (each closed again) through the core: ids are unique, 20
-    URL-safe characters (120 random bits), with no structure: per-position and overall
-    character frequencies pass a chi-square test, and no id shares a long prefix with
-    another."""
-    server = Server(ServerConfig())
+    """10,000 handshakes (each closed again) through the core, with its own id generator:
+    ids are unique, 20 URL-safe characters (120 random bits), with no structure:
+    per-position and overall character frequencies pass a chi-square test, and no id
+    shares a long prefix with another."""
+    hub = Hub(ServerConfig(), core_sids=True)
+    hub.on_connect = lambda h, ev: None  # decided below, one way or the other
     seen: list[str] = []
     for i in range(10_000):
-        route = server.route(Request("GET", {"EIO": "4", "transport": "polling"}), float(i))
-        assert not isinstance(route, engineio_sansio.Response)
-        assert route.kind is RouteKind.HANDSHAKE
-        session = server.open_session(route, float(i))
-        server.accept(session, float(i))
-        seen.append(session.sid)
+        rid = hub.request(Request("GET", {"EIO": "4", "transport": "polling"}))
+        connect = hub.log[-1]
+        assert isinstance(connect, ConnectRequest) and connect.request_id == rid
+        sid = connect.sid
+        seen.append(sid)
         if i % 2:
-            server.close(session, float(i))
+            hub.accept(sid)
+            hub.app_close(sid)
         else:
-            server.reject(session, route)
-        server.take_events()
+            hub.reject(sid)
+        resp = hub.response(rid)
+        assert resp is not None and resp.status == (200 if i % 2 else 401)
+        if i % 1000 == 999:
+            hub.log.clear()  # the check reads only the last event; keep memory flat
     assert len(set(seen)) == len(seen), "a session id was issued twice"
     assert all(len(s) == 20 and set(s) <= URLSAFE for s in seen)
     # overall frequency of the 64 symbols: chi-square with 63 degrees of freedom
@@ -328,8 +333,11 @@ def test_session_ids_come_from_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append(n)
         return f"fake{len(calls):016d}"
 
-    monkeypatch.setattr(engineio_sansio.server.secrets, "token_urlsafe", fake)
-    assert Server().sid_generator() == "fake0000000000000001"
+    monkeypatch.setattr(engineio_sansio.routing.secrets, "token_urlsafe", fake)
+    hub = Hub(core_sids=True)
+    hub.request(Request("GET", {"EIO": "4", "transport": "polling"}))
+    connects = [ev for ev in hub.log if isinstance(ev, ConnectRequest)]
+    assert [ev.sid for ev in connects] == ["fake0000000000000001"], "the default generator is secrets'"
     assert calls == [15]
 
 
