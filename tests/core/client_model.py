@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import inspect
 import itertools
 import json
 import zlib
@@ -213,8 +212,6 @@ class Hub:
         self.slow_writes = False
         self.late: list[Respond | SendFrames] = []  # held back by a slow runtime, in order
         self._pumping = False
-        # frames_sent(rid) lost its ``now`` while the v2 API settled; take either form
-        self._sent_takes_now = "now" in inspect.signature(self.server.frames_sent).parameters
 
     # --- time ---------------------------------------------------------------
 
@@ -489,10 +486,7 @@ class Hub:
             return
         sock.deliver(ev.frames)
         self.contract.written(sock.rid)
-        if self._sent_takes_now:
-            self.server.frames_sent(sock.rid, self.now)
-        else:
-            self.server.frames_sent(sock.rid)
+        self.server.frames_sent(sock.rid)
 
     def _close_websocket(self, ev: CloseWebSocket) -> None:
         sock = self.sockets[ev.request_id]
