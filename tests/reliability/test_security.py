@@ -328,7 +328,7 @@ def test_session_ids_come_from_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append(n)
         return f"fake{len(calls):016d}"
 
-    monkeypatch.setattr(engineio_sansio.server.secrets, "token_urlsafe", fake)
+    monkeypatch.setattr(engineio_sansio.routing.secrets, "token_urlsafe", fake)
     assert Server().sid_generator() == "fake0000000000000001"
     assert calls == [15]
 
