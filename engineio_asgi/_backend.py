@@ -1,42 +1,130 @@
 """The little that differs between asyncio and trio, chosen per running loop.
 
-python-engineio's API promises asyncio objects on asyncio (``start_background_task``
-returns an ``asyncio.Task``, ``create_queue`` an ``asyncio.Queue``); on trio
-the same calls return objects with the same methods. Everything else in the
-package is plain anyio.
+The server reaches the loop only through :class:`Backend`; everything else in
+the package is plain anyio. What python-engineio's API hands to applications
+on trio (a queue, an event, a task handle) lives in :mod:`.compat`.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
-import math
-from collections import deque
-from typing import Any, Awaitable, Callable, Coroutine, Generator
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Collection,
+    Coroutine,
+    Generator,
+    Protocol,
+    Self,
+    TypeAlias,
+    TypeVar,
+    TypeVarTuple,
+)
 
 import anyio
 import sniffio
 
-__all__ = ["NO_LOOP", "Backend", "NoLoop", "get_backend"]
+from .compat import NO_LOOP, NoLoop, Queue, QueueEmpty, ResettableEvent, TrioTask
+
+if TYPE_CHECKING:
+    # both imported only once their loop runs: trio is optional, and a trio
+    # server need not import asyncio
+    import asyncio
+    from types import TracebackType
+
+    import trio
+
+__all__ = ["Backend", "Started", "TaskHandle", "Waker", "get_backend"]
+# moved to .compat; still importable from here
+__all__ += ["NO_LOOP", "NoLoop", "Queue", "QueueEmpty", "ResettableEvent"]
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+Ts = TypeVarTuple("Ts")
+
+# A coroutine's yield and send types are its loop's private protocol (futures
+# on asyncio, traps on trio); only the result is ours to state.
+Coro: TypeAlias = Coroutine[Any, Any, T]
 
 
-class Backend:
+class TaskHandle(Protocol[T_co]):
+    """What :meth:`Backend.spawn` returns: an ``asyncio.Task``, or a :class:`~.compat.TrioTask`."""
+
+    def cancel(self) -> bool:
+        """Request cancellation; True if the task had not finished."""
+        ...
+
+    def done(self) -> bool:
+        """Whether the task has finished, however."""
+        ...
+
+    def cancelled(self) -> bool:
+        """Whether the task ended by cancellation."""
+        ...
+
+    def result(self) -> T_co | None:
+        """The return value, or the exception it raised (``None`` from a cancelled trio task)."""
+        ...
+
+    def __await__(self) -> Generator[Any, Any, T_co | None]: ...
+
+
+class Started(Protocol):
+    """What :meth:`Backend.spawn_eager` returns: set once the coroutine it started has begun."""
+
+    def is_set(self) -> bool:
+        """Whether the coroutine has begun."""
+        ...
+
+    async def wait(self) -> object:
+        """Wait until it has."""
+        ...
+
+
+class Waker(Protocol):
+    """A context manager around a wait that another task may interrupt with :meth:`wake`.
+
+    The interrupted wait ends the ``with`` block quietly; lighter than an anyio
+    cancel scope, which matters at one per open websocket.
+    """
+
+    @property
+    def woken(self) -> bool:
+        """Whether :meth:`wake` interrupted the wait."""
+        ...
+
+    def wake(self) -> None:
+        """End the wait inside the ``with`` block (from another task)."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool: ...
+
+
+class Backend(Protocol):
     """What the server needs from the event loop it runs on."""
 
-    name = "base"
+    name: str
 
-    def __init__(self) -> None:
-        self.tasks: set[Any] = set()
+    @property
+    def tasks(self) -> Collection[TaskHandle[object]]:
+        """The running tasks :meth:`cancel_all` would cancel."""
+        ...
 
     def clock(self) -> Callable[[], float]:
         """A cheap zero-argument monotonic clock of this loop."""
-        return anyio.current_time
+        ...
 
-    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    def spawn(self, fn: Callable[[*Ts], Coro[T]], *args: *Ts) -> TaskHandle[T]:
         """Start ``fn(*args)`` as a task the server owns; return its handle."""
-        raise NotImplementedError
+        ...
 
-    def spawn_eager(self, coro: Coroutine[Any, Any, Any], chain: Any = None) -> Any:
+    def spawn_eager(self, coro: Coro[object], chain: Started | None = None) -> Started | None:
         """Start ``coro`` concurrently, after every coroutine started before it on ``chain``.
 
         Handlers of one session start in arrival order and each runs up to its
@@ -45,55 +133,53 @@ class Backend:
         coroutine right now and only makes a task if it suspends, so a handler
         that does not block costs no task at all.
         """
-        raise NotImplementedError
+        ...
 
     async def cancel_all(self, timeout: float = 5.0) -> None:
         """Cancel every task this backend started and wait (bounded) for them."""
-        raise NotImplementedError
+        ...
 
-    def waker(self) -> Any:
-        """A context manager around a wait that another task may interrupt with ``wake()``.
+    def waker(self) -> Waker:
+        """A new :class:`Waker` (one per wait)."""
+        ...
 
-        The interrupted wait ends the ``with`` block quietly; lighter than an
-        anyio cancel scope, which matters at one per open websocket.
-        """
-        raise NotImplementedError
-
-    def create_event(self) -> Any:
+    def create_event(self) -> asyncio.Event | ResettableEvent:
         """An event with ``set``, ``clear``, ``is_set`` and ``wait``."""
-        raise NotImplementedError
+        ...
 
-    def create_queue(self, maxsize: int = 0) -> Any:
+    def create_queue(self, maxsize: int = 0) -> asyncio.Queue[object] | Queue[object]:
         """A queue with asyncio.Queue's methods."""
-        raise NotImplementedError
+        ...
 
     def queue_empty_exception(self) -> type[Exception]:
         """What ``get_nowait`` raises on an empty queue from :meth:`create_queue`."""
-        raise NotImplementedError
+        ...
 
 
-class AsyncioBackend(Backend):
+class AsyncioBackend:
     """asyncio: real ``asyncio`` tasks, events and queues, as python-engineio documents."""
 
     name = "asyncio"
 
     def __init__(self) -> None:
-        super().__init__()
         import asyncio
 
-        self._asyncio = asyncio
+        self.tasks: set[asyncio.Task[object]] = set()
+        # the wakers call through the module: CPython 3.11 specializes a call of a
+        # module's function, not one of a function stored on an instance
+        self._asyncio: _AsyncioForWakers = asyncio
         self._loop = asyncio.get_running_loop()
 
     def clock(self) -> Callable[[], float]:
         return self._loop.time
 
-    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        task: Any = self._loop.create_task(fn(*args))  # type: ignore[arg-type]
+    def spawn(self, fn: Callable[[*Ts], Coro[T]], *args: *Ts) -> asyncio.Task[T]:
+        task = self._loop.create_task(fn(*args))
         self.tasks.add(task)
         task.add_done_callback(self._done)
         return task
 
-    def spawn_eager(self, coro: Coroutine[Any, Any, Any], chain: Any = None) -> Any:
+    def spawn_eager(self, coro: Coro[object], chain: Started | None = None) -> None:
         ctx = contextvars.copy_context()
         try:
             first = ctx.run(coro.send, None)
@@ -103,56 +189,75 @@ class AsyncioBackend(Backend):
             logging.getLogger("engineio_asgi").error("handler failed", exc_info=exc)
             return None
         # it suspended: the rest runs as a task in the same context
-        task: Any = self._loop.create_task(_Resume(coro, first).run(), context=ctx)
+        task = self._loop.create_task(_Resume(coro, first).run(), context=ctx)
         self.tasks.add(task)
         task.add_done_callback(self._done)
         return None
 
-    def _done(self, task: Any) -> None:
+    def _done(self, task: asyncio.Task[object]) -> None:
         self.tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logging.getLogger("engineio_asgi").error("background task failed", exc_info=task.exception())
 
     async def cancel_all(self, timeout: float = 5.0) -> None:
-        current = self._asyncio.current_task()
+        import asyncio
+
+        current = asyncio.current_task()
         tasks = [t for t in self.tasks if t is not current]
         for t in tasks:
             t.cancel()
         if tasks:
             with anyio.move_on_after(timeout):
-                await self._asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.gather(*tasks, return_exceptions=True)
 
-    def waker(self) -> Any:
+    def waker(self) -> _AsyncioWaker:
         return _AsyncioWaker(self._asyncio, self._loop)
 
-    def create_event(self) -> Any:
-        return self._asyncio.Event()
+    def create_event(self) -> asyncio.Event:
+        import asyncio
 
-    def create_queue(self, maxsize: int = 0) -> Any:
-        return self._asyncio.Queue(maxsize)
+        return asyncio.Event()
+
+    def create_queue(self, maxsize: int = 0) -> asyncio.Queue[object]:
+        import asyncio
+
+        return asyncio.Queue(maxsize)
 
     def queue_empty_exception(self) -> type[Exception]:
-        return self._asyncio.QueueEmpty
+        import asyncio
+
+        return asyncio.QueueEmpty
+
+
+class _AsyncioForWakers(Protocol):
+    """What the wakers use of the asyncio module (imported only when asyncio runs)."""
+
+    @property
+    def CancelledError(self) -> type[BaseException]: ...  # noqa: N802 (the module's name for it)
+
+    def current_task(self, loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Task[object] | None: ...
 
 
 class _AsyncioWaker:
     __slots__ = ("_asyncio", "_loop", "task", "woken")
 
-    def __init__(self, asyncio_module: Any, loop: Any) -> None:
+    def __init__(self, asyncio_module: _AsyncioForWakers, loop: asyncio.AbstractEventLoop) -> None:
         self._asyncio = asyncio_module
         self._loop = loop
-        self.task: Any = None
+        self.task: asyncio.Task[object] | None = None
         self.woken = False
 
     def __enter__(self) -> _AsyncioWaker:
         self.task = self._asyncio.current_task(self._loop)
         return self
 
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
         task, self.task = self.task, None
         if kind is not None and issubclass(kind, self._asyncio.CancelledError) and self.woken:
-            # ours, unless someone else cancelled the task too
-            return task.uncancel() == 0  # type: ignore[no-any-return]
+            # ours, unless someone else cancelled the task too (woken: wake() found the task)
+            return task.uncancel() == 0  # type: ignore[union-attr]
         return False
 
     def wake(self) -> None:
@@ -164,22 +269,24 @@ class _AsyncioWaker:
 class _TrioWaker:
     __slots__ = ("scope",)
 
-    def __init__(self, scope: Any) -> None:
+    def __init__(self, scope: trio.CancelScope) -> None:
         self.scope = scope
 
     def __enter__(self) -> _TrioWaker:
         self.scope.__enter__()
         return self
 
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
-        return self.scope.__exit__(kind, exc, tb)  # type: ignore[no-any-return]
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        return self.scope.__exit__(kind, exc, tb)
 
     def wake(self) -> None:
         self.scope.cancel()
 
     @property
     def woken(self) -> bool:
-        return self.scope.cancel_called  # type: ignore[no-any-return]
+        return self.scope.cancel_called
 
 
 class _Resume:
@@ -193,14 +300,14 @@ class _Resume:
 
     __slots__ = ("coro", "first")
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+    def __init__(self, coro: Coro[object], first: object) -> None:
         self.coro = coro
         self.first = first
 
-    async def run(self) -> Any:
+    async def run(self) -> object:
         return await self
 
-    def __await__(self) -> Generator[Any, Any, Any]:
+    def __await__(self) -> Generator[object, object, object]:
         pending = self.first
         self.first = None
         coro = self.coro
@@ -219,61 +326,25 @@ class _Resume:
                 return stop.value
 
 
-class TrioTask:
-    """A trio stand-in for ``asyncio.Task``: ``cancel()``, ``done()``, ``result()``, awaitable."""
-
-    def __init__(self) -> None:
-        self._scope = anyio.CancelScope()
-        self._finished = anyio.Event()
-        self._result: Any = None
-        self._error: BaseException | None = None
-        self._cancelled = False
-
-    def cancel(self) -> bool:
-        """Request cancellation; True if the task had not finished."""
-        if self._finished.is_set():
-            return False
-        self._scope.cancel()
-        return True
-
-    def done(self) -> bool:
-        """Whether the task has finished, however."""
-        return self._finished.is_set()
-
-    def cancelled(self) -> bool:
-        """Whether the task ended by cancellation."""
-        return self._cancelled
-
-    def result(self) -> Any:
-        """The return value, or the exception it raised."""
-        if self._error is not None:
-            raise self._error
-        return self._result
-
-    def __await__(self) -> Any:
-        return self._wait().__await__()
-
-    async def _wait(self) -> Any:
-        await self._finished.wait()
-        return self.result()
-
-
-class TrioBackend(Backend):
+class TrioBackend:
     """trio: system tasks owned by the server, anyio events, an asyncio-like queue."""
 
     name = "trio"
 
     def __init__(self) -> None:
-        super().__init__()
         import trio
 
-        self._trio = trio
+        self.tasks: set[TrioTask[object]] = set()
+        self._current_time = trio.current_time
+        self._cancel_scope = trio.CancelScope
+        self._event = trio.Event
+        self._spawn_system_task = trio.lowlevel.spawn_system_task
 
     def clock(self) -> Callable[[], float]:
-        return self._trio.current_time  # type: ignore[no-any-return]
+        return self._current_time
 
-    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        handle = TrioTask()
+    def spawn(self, fn: Callable[[*Ts], Coro[T]], *args: *Ts) -> TrioTask[T]:
+        handle: TrioTask[T] = TrioTask()
         self.tasks.add(handle)
 
         async def runner() -> None:
@@ -289,18 +360,16 @@ class TrioBackend(Backend):
                 self.tasks.discard(handle)
                 handle._finished.set()
 
-        self._trio.lowlevel.spawn_system_task(runner)
+        self._spawn_system_task(runner)
         return handle
 
-    def spawn_eager(self, coro: Coroutine[Any, Any, Any], chain: Any = None) -> Any:
+    def spawn_eager(self, coro: Coro[object], chain: Started | None = None) -> trio.Event:
         # trio parks *the current task* when a coroutine blocks, so a coroutine
         # cannot be started here and finished elsewhere: it gets its own task.
         # trio also runs new tasks in random order, so each waits for the one
         # before it to have started (and reached its first checkpoint).
-        started = self._trio.Event()
-        self._trio.lowlevel.spawn_system_task(
-            _run_in_turn, chain, started, coro, context=contextvars.copy_context()
-        )
+        started = self._event()
+        self._spawn_system_task(_run_in_turn, chain, started, coro, context=contextvars.copy_context())
         return started
 
     async def cancel_all(self, timeout: float = 5.0) -> None:
@@ -311,20 +380,20 @@ class TrioBackend(Backend):
             for t in tasks:
                 await t._finished.wait()
 
-    def waker(self) -> Any:
-        return _TrioWaker(self._trio.CancelScope())
+    def waker(self) -> _TrioWaker:
+        return _TrioWaker(self._cancel_scope())
 
-    def create_event(self) -> Any:
+    def create_event(self) -> ResettableEvent:
         return ResettableEvent()
 
-    def create_queue(self, maxsize: int = 0) -> Any:
+    def create_queue(self, maxsize: int = 0) -> Queue[object]:
         return Queue(maxsize)
 
     def queue_empty_exception(self) -> type[Exception]:
         return QueueEmpty
 
 
-async def _run_in_turn(previous: Any, started: Any, coro: Coroutine[Any, Any, Any]) -> None:
+async def _run_in_turn(previous: Started | None, started: trio.Event, coro: Coro[object]) -> None:
     try:
         if previous is not None and not previous.is_set():
             await previous.wait()
@@ -334,141 +403,8 @@ async def _run_in_turn(previous: Any, started: Any, coro: Coroutine[Any, Any, An
         logging.getLogger("engineio_asgi").error("handler failed", exc_info=exc)
 
 
-class ResettableEvent:
-    """An event with ``clear()``, as asyncio's has, on any anyio backend."""
-
-    def __init__(self) -> None:
-        self._event = anyio.Event()
-
-    def set(self) -> None:
-        """Set the flag and wake every waiter."""
-        self._event.set()
-
-    def clear(self) -> None:
-        """Unset the flag (waiters that already woke are not affected)."""
-        if self._event.is_set():
-            self._event = anyio.Event()
-
-    def is_set(self) -> bool:
-        """Whether the flag is set."""
-        return self._event.is_set()
-
-    async def wait(self) -> bool:
-        """Wait until the flag is set."""
-        await self._event.wait()
-        return True
-
-
-class QueueEmpty(Exception):
-    """Raised by :meth:`Queue.get_nowait` on an empty queue."""
-
-
-class QueueFull(Exception):
-    """Raised by :meth:`Queue.put_nowait` on a full queue."""
-
-
-class Queue:
-    """A FIFO queue with asyncio.Queue's methods, on any anyio backend."""
-
-    def __init__(self, maxsize: int = 0) -> None:
-        self.maxsize = maxsize
-        self._items: deque[Any] = deque()
-        self._changed = anyio.Event()
-        self._unfinished = 0
-        self._all_done = anyio.Event()
-        self._all_done.set()
-
-    def qsize(self) -> int:
-        """How many items are queued."""
-        return len(self._items)
-
-    def empty(self) -> bool:
-        """Whether nothing is queued."""
-        return not self._items
-
-    def full(self) -> bool:
-        """Whether a bounded queue is at its bound."""
-        return 0 < self.maxsize <= len(self._items)
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
-
-    def put_nowait(self, item: Any) -> None:
-        """Queue ``item`` or raise :class:`QueueFull`."""
-        if self.full():
-            raise QueueFull()
-        self._items.append(item)
-        self._unfinished += 1
-        if self._all_done.is_set():
-            self._all_done = anyio.Event()
-        self._notify()
-
-    async def put(self, item: Any) -> None:
-        """Queue ``item``, waiting for room in a bounded queue."""
-        while self.full():
-            await self._changed.wait()
-        self.put_nowait(item)
-
-    def get_nowait(self) -> Any:
-        """Take the oldest item or raise :class:`QueueEmpty`."""
-        if not self._items:
-            raise QueueEmpty()
-        item = self._items.popleft()
-        self._notify()
-        return item
-
-    async def get(self) -> Any:
-        """Take the oldest item, waiting for one."""
-        while not self._items:
-            await self._changed.wait()
-        return self.get_nowait()
-
-    def task_done(self) -> None:
-        """Mark one taken item as processed."""
-        if self._unfinished <= 0:
-            raise ValueError("task_done() called too many times")
-        self._unfinished -= 1
-        if self._unfinished == 0:
-            self._all_done.set()
-
-    async def join(self) -> None:
-        """Wait until every item put has been marked done."""
-        await self._all_done.wait()
-
-
-class NoLoop:
-    """The factories when no loop runs (import time): python-engineio's asyncio objects.
-
-    They bind to a loop at first use (Python 3.10+), so a queue or event made at
-    module level works once an asyncio server runs; under trio, make them from a
-    handler or a startup hook instead.
-    """
-
-    name = "none"
-
-    def create_event(self, *args: Any, **kwargs: Any) -> Any:
-        """An ``asyncio.Event``."""
-        import asyncio
-
-        return asyncio.Event(*args, **kwargs)
-
-    def create_queue(self, *args: Any, **kwargs: Any) -> Any:
-        """An ``asyncio.Queue``."""
-        import asyncio
-
-        return asyncio.Queue(*args, **kwargs)
-
-    def queue_empty_exception(self) -> type[Exception]:
-        """``asyncio.QueueEmpty``."""
-        import asyncio
-
-        return asyncio.QueueEmpty
-
-
-NO_LOOP = NoLoop()
-
-_BACKENDS: dict[str, type[Backend]] = {"asyncio": AsyncioBackend, "trio": TrioBackend}
+# typed as Backend: mypy checks that each implementation satisfies the protocol
+_BACKENDS: dict[str, Callable[[], Backend]] = {"asyncio": AsyncioBackend, "trio": TrioBackend}
 
 
 def get_backend() -> Backend:
@@ -478,6 +414,3 @@ def get_backend() -> Backend:
         return _BACKENDS[name]()
     except KeyError:
         raise RuntimeError(f"unsupported async library {name!r}") from None
-
-
-INF = math.inf
