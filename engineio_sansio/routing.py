@@ -161,12 +161,16 @@ class RoutingMixin(CoreState):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "method not allowed")
 
     def _route_stream(self, request: Request) -> tuple[_Kind, Session | None, Codec, Transport]:
-        """A WebTransport CONNECT: Engine.IO v4 with the transport enabled (no session yet)."""
+        """A WebTransport CONNECT: Engine.IO v4 with the transport enabled (no session yet).
+
+        engine.io-client sends no query on this request (the stream's first packet
+        says the rest), so ``EIO`` and ``transport`` are checked only when present.
+        """
         query = request.query
-        codec = CODECS_BY_PARAM.get(query.get("EIO"))  # type: ignore[arg-type]
+        codec = CODECS_BY_PARAM.get(query.get("EIO", "4"))
         if codec is None or codec.version != 4:
             raise ProtocolError(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, "unsupported EIO")
-        if query.get("transport") != "webtransport":
+        if query.get("transport", "webtransport") != "webtransport":
             raise ProtocolError(ErrorCode.UNKNOWN_TRANSPORT)
         if not self._webtransport_enabled:
             raise ProtocolError(ErrorCode.UNKNOWN_TRANSPORT, "transport disabled")
