@@ -10,8 +10,9 @@ gives its SHA-256 to the page, which passes it to the browser as
 official engine.io-client bundle with ``transports: ["webtransport"]``, shows the
 transport's name and echoes what is typed (text and binary). ``/log.json`` lists
 what the server saw (connections with their transport, disconnections with their
-reason). PING_INTERVAL and PING_TIMEOUT (seconds) shorten the heartbeat; a page
-opened with ``?refuse=1`` is refused by the connect handler.
+reason). PING_INTERVAL and PING_TIMEOUT (seconds) shorten the heartbeat;
+MAX_CLIENTS caps the sessions open at once (the connect handler refuses the rest).
+Typing ``disconnect me`` asks the server to end the session.
 """
 
 from __future__ import annotations
@@ -40,14 +41,21 @@ eio = engineio_asgi.AsyncServer(
 )
 cert = make_dev_certificate()
 listener = WebTransportListener(eio, host=HOST, port=PORT, certfile=cert.certfile, keyfile=cert.keyfile)
+MAX_CLIENTS = int(os.environ.get("MAX_CLIENTS", "0"))  # 0: no cap
 log: list[dict[str, Any]] = []
+online: set[str] = set()
 
 
 @eio.on("connect")
 async def connect(sid: str, environ: dict[str, Any]) -> bool:
-    refused = "refuse=1" in environ.get("QUERY_STRING", "")
+    # (engine.io-client sends no query string and no cookie with WebTransport: a
+    # connect handler has the Origin header and the client's address to go by)
+    refused = bool(MAX_CLIENTS) and len(online) >= MAX_CLIENTS
     log.append({"event": "connect", "sid": sid, "transport": eio.transport(sid), "refused": refused})
-    return not refused
+    if refused:
+        return False
+    online.add(sid)
+    return True
 
 
 @eio.on("message")
@@ -61,6 +69,7 @@ async def message(sid: str, data: Any) -> None:
 
 @eio.on("disconnect")
 async def disconnect(sid: str, reason: str) -> None:
+    online.discard(sid)
     log.append({"event": "disconnect", "sid": sid, "reason": reason})
 
 
