@@ -52,9 +52,9 @@ def main() -> None:
     args = parser.parse_args()
     port = free_port()
     env = dict(os.environ, PORT=str(port), PYTHONPATH=os.pathsep.join([str(HERE), str(ROOT)]))
+    uvicorn = [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)]
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)]
-        + ["--log-level", "warning"],
+        [*uvicorn, "--log-level", "warning"],
         env=env,
         cwd=str(HERE),
         start_new_session=True,
