@@ -320,16 +320,20 @@ class _Session:
             await self._perform(core.take_events(), wsconn)
             if wsconn.denied is not None or not wsconn.accepted:
                 return
-            first_wait: float | None = server.config.upgrade_timeout
+            # Until the session is known (a new one asked the application, or a probe
+            # completed its upgrade) the client has upgrade_timeout: a stream never
+            # opened, or a first packet never finished, does not hold the session open.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + server.config.upgrade_timeout
             while not self.closed or not self.queue.empty():
+                wait = None if wsconn.sid is not None else max(0.0, deadline - loop.time())
                 try:
-                    item = await asyncio.wait_for(self.queue.get(), first_wait)
-                except TimeoutError:  # no stream, or no packet on it, in time
-                    self.close_now(0, b"no stream opened in time")
+                    item = await asyncio.wait_for(self.queue.get(), wait)
+                except TimeoutError:
+                    self.close_now(0, b"no Engine.IO session began in time")
                     return
                 if item is _END:
                     break
-                first_wait = None
                 data, more = item
                 core.receive_body(rid, data, more, clock())
                 await self._perform(core.take_events(), wsconn)

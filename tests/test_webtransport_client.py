@@ -116,7 +116,7 @@ class Client(QuicConnectionProtocol):
 class Served:
     """An AsyncServer with recording handlers behind a WebTransport listener."""
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, refuse: bool = False, **options: Any) -> None:
         self.eio = engineio_asgi.AsyncServer(transports=["polling", "webtransport"], **options)
         self.log: list[tuple[Any, ...]] = []
         self.disconnected = asyncio.Event()
@@ -127,8 +127,9 @@ class Served:
         )
 
         @self.eio.on("connect")
-        async def on_connect(sid: str, environ: dict[str, Any]) -> None:
+        async def on_connect(sid: str, environ: dict[str, Any]) -> bool:
             self.log.append(("connect", sid, self.eio.transport(sid), environ["REQUEST_METHOD"]))
+            return not refuse
 
         @self.eio.on("message")
         async def on_message(sid: str, data: Any) -> None:
@@ -241,5 +242,44 @@ def test_wrong_path_gets_404() -> None:
     async def main() -> None:
         async with Served() as served, served.client() as client:
             assert await client.open_session(served.port, "/elsewhere/") == 404
+
+    run(main())
+
+
+def test_refused_by_the_connect_handler() -> None:
+    async def main() -> None:
+        async with Served(refuse=True) as served, served.client() as client:
+            assert await client.open_session(served.port) == 200
+            client.write(encode_stream_frame("0"))
+            await asyncio.wait_for(client.session_closed.wait(), TIMEOUT)
+            assert client.close_code() == 401  # the refusal's status, its body as the reason
+            assert b'"Unauthorized"' in client.session_data
+            assert client.packets.empty()  # no OPEN packet
+            assert [m[0] for m in served.log] == ["connect"]
+
+    run(main())
+
+
+def test_server_disconnect_sends_close_then_ends_the_stream() -> None:
+    async def main() -> None:
+        async with Served(ping_interval=0.2, ping_timeout=5) as served, served.client() as client:
+            sid = await _opened(client, served)
+            assert await client.packet() == "2"  # a heartbeat
+            client.write(encode_stream_frame("3"))
+            await served.eio.disconnect(sid)
+            assert await client.packet() == "1"
+            await asyncio.wait_for(client.stream_ended.wait(), TIMEOUT)
+            assert served.log[-1] == ("disconnect", "server disconnect")
+
+    run(main())
+
+
+def test_a_first_packet_never_finished_does_not_hold_the_session() -> None:
+    async def main() -> None:
+        async with Served(upgrade_timeout=0.5) as served, served.client() as client:
+            assert await client.open_session(served.port) == 200
+            client.write(b"\x05" + b"0")  # a header for 5 bytes, then 1 of them
+            await asyncio.wait_for(client.session_closed.wait(), TIMEOUT)
+            assert served.log == []
 
     run(main())
