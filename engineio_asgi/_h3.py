@@ -6,25 +6,27 @@ starts, so aioquic stays an optional dependency.
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.h3.connection import H3Connection
 from aioquic.h3.events import DataReceived, H3Event, HeadersReceived, WebTransportStreamDataReceived
 from aioquic.quic.events import ConnectionTerminated, ProtocolNegotiated, QuicEvent, StreamReset
 
-if TYPE_CHECKING:
-    from .webtransport import WebTransportListener, _Session
+__all__ = ["H3Protocol", "make_protocol"]
 
-__all__ = ["make_protocol"]
+NewSession = Callable[["H3Protocol", int, dict[str, Any]], Any]
+"""Makes the listener's record of a WebTransport session (and starts its task): from the
+connection, the session's CONNECT stream id and its ASGI-like scope."""
 
 
-def make_protocol(listener: WebTransportListener) -> Callable[..., QuicConnectionProtocol]:
-    """What aioquic's ``serve`` makes for each connection."""
+def make_protocol(
+    path: str, server_addr: tuple[str, int], new_session: NewSession
+) -> Callable[..., QuicConnectionProtocol]:
+    """What aioquic's ``serve`` makes for each connection: sessions accepted at ``path``."""
 
     def create(*args: Any, **kwargs: Any) -> QuicConnectionProtocol:
-        return H3Protocol(listener, *args, **kwargs)
+        return H3Protocol(path, server_addr, new_session, *args, **kwargs)
 
     return create
 
@@ -32,11 +34,15 @@ def make_protocol(listener: WebTransportListener) -> Callable[..., QuicConnectio
 class H3Protocol(QuicConnectionProtocol):
     """One QUIC connection: HTTP/3 with WebTransport, its sessions by CONNECT stream id."""
 
-    def __init__(self, listener: WebTransportListener, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, path: str, server_addr: tuple[str, int], new_session: NewSession, *args: Any, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.listener = listener
+        self.path = path
+        self.server_addr = server_addr
+        self.new_session = new_session
         self._http: H3Connection | None = None
-        self._sessions: dict[int, _Session] = {}
+        self._sessions: dict[int, Any] = {}
         self._flush_pending = False
 
     def quic_event_received(self, event: QuicEvent) -> None:
@@ -76,8 +82,6 @@ class H3Protocol(QuicConnectionProtocol):
             self._request(event)
 
     def _request(self, event: HeadersReceived) -> None:
-        from .webtransport import _Session
-
         pseudo: dict[bytes, bytes] = {}
         headers: list[tuple[bytes, bytes]] = []
         for name, value in event.headers:
@@ -87,11 +91,10 @@ class H3Protocol(QuicConnectionProtocol):
                 headers.append((name, value))
         raw_path = pseudo.get(b":path", b"/")
         path, _, query = raw_path.partition(b"?")
-        listener = self.listener
         if (
             pseudo.get(b":method") != b"CONNECT"
             or pseudo.get(b":protocol") != b"webtransport"
-            or not (path.decode("latin-1") + "/").startswith(listener.engineio_path)
+            or not (path.decode("latin-1") + "/").startswith(self.path)
         ):
             self.send_headers(event.stream_id, [(b":status", b"404")], end_stream=True)
             return
@@ -110,12 +113,9 @@ class H3Protocol(QuicConnectionProtocol):
             "root_path": "",
             "headers": headers,
             "client": (peer[0], peer[1]) if peer else None,
-            "server": (listener.host, listener.port),
+            "server": self.server_addr,
         }
-        session = _Session(listener, self, event.stream_id, scope)
-        self._sessions[event.stream_id] = session
-        listener._sessions.add(session)
-        session.task = asyncio.get_running_loop().create_task(session.run())
+        self._sessions[event.stream_id] = self.new_session(self, event.stream_id, scope)
 
     def forget(self, session_id: int) -> None:
         self._sessions.pop(session_id, None)

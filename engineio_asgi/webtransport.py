@@ -167,9 +167,14 @@ class WebTransportListener:
         config.load_cert_chain(self.certfile, self.keyfile)
         from ._h3 import make_protocol
 
-        self._quic_server = await serve(
-            self.host, self.port, configuration=config, create_protocol=make_protocol(self)
-        )
+        protocol = make_protocol(self.engineio_path, (self.host, self.port), self._new_session)
+        self._quic_server = await serve(self.host, self.port, configuration=config, create_protocol=protocol)
+
+    def _new_session(self, conn: Any, session_id: int, scope: dict[str, Any]) -> _Session:
+        session = _Session(self, conn, session_id, scope)
+        self._sessions.add(session)
+        session.task = asyncio.get_running_loop().create_task(session.run())
+        return session
 
     async def stop(self) -> None:
         """Close every WebTransport session still open, then stop listening."""
