@@ -323,6 +323,8 @@ class _Session:
         server._ws[rid] = wsconn
         try:
             await self._perform(core.take_events(), wsconn)
+            if wsconn.denied is not None and wsconn.denied.status == 403:
+                server._origin_refused(self.scope)
             if wsconn.denied is not None or not wsconn.accepted:
                 return
             # Until the session is known (a new one asked the application, or a probe

@@ -75,7 +75,9 @@ class Client(QuicConnectionProtocol):
                 if h3_event.stream_ended:
                     self.session_closed.set()
 
-    async def open_session(self, port: int, path: str = "/engine.io/") -> int:
+    async def open_session(
+        self, port: int, path: str = "/engine.io/", headers: list[tuple[bytes, bytes]] | None = None
+    ) -> int:
         self.session_id = self._quic.get_next_available_stream_id()
         self.h3.send_headers(
             self.session_id,
@@ -86,6 +88,7 @@ class Client(QuicConnectionProtocol):
                 (b":path", path.encode()),
                 (b":protocol", b"webtransport"),
                 (b"sec-webtransport-http3-draft02", b"1"),
+                *(headers or []),
             ],
         )
         self.transmit()
@@ -281,5 +284,20 @@ def test_a_first_packet_never_finished_does_not_hold_the_session() -> None:
             client.write(b"\x05" + b"0")  # a header for 5 bytes, then 1 of them
             await asyncio.wait_for(client.session_closed.wait(), TIMEOUT)
             assert served.log == []
+
+    run(main())
+
+
+def test_origin_refused_with_403_and_allowed_origin_accepted() -> None:
+    async def main() -> None:
+        served = Served(cors_allowed_origins=["http://allowed.example"])
+        async with served:
+            async with served.client() as client:
+                status = await client.open_session(served.port, headers=[(b"origin", b"http://evil.example")])
+                assert status == 403
+            async with served.client() as client:
+                status = await client.open_session(served.port, headers=[(b"origin", b"http://allowed.example")])
+                assert status == 200
+        assert served.log == []
 
     run(main())
