@@ -34,6 +34,7 @@ from engineio_sansio import (
 )
 from engineio_sansio.framing import StreamDecoder, encode_stream_frame
 
+_UTF8_CHARS = st.characters(blacklist_categories=("Cs",))  # text with a UTF-8 form
 WT = ServerConfig(transports=["polling", "websocket", "webtransport"], ping_interval=1.0, ping_timeout=0.5)
 
 # --- the framing --------------------------------------------------------------
@@ -348,3 +349,17 @@ def test_upgrade_timeout_drops_the_probe_stream() -> None:
     s.take()
     assert s.of(CloseWebSocket) == [CloseWebSocket(s.rid, 1000, 0.0)]
     assert not s.of(SessionClosed)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.one_of(st.text(_UTF8_CHARS, min_size=1), st.binary(min_size=1)), max_size=6),
+    st.lists(st.integers(0, 1 << 16), max_size=10),
+)
+def test_messages_through_the_server_survive_any_chunking(messages: list[Any], cuts: list[int]) -> None:
+    _server, s, _sid = opened()
+    wire = b"".join(encode_stream_frame("4" + m if isinstance(m, str) else m) for m in messages)
+    for chunk in _split(wire, cuts):
+        s.feed(chunk)
+    assert [ev.data for ev in s.of(MessageReceived)] == messages
+    assert not s.of(CloseWebSocket)
