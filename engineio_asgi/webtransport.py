@@ -275,8 +275,9 @@ class _Session:
         self.conn.send_stream_data(self.stream_id, data, end_stream=False)
 
     def end(self, code: int) -> None:
-        """The server closes it: the stream ends at once, the session once the client had a
-        moment to read the CLOSE packet and close it itself (it does on a CLOSE packet)."""
+        """The server closes it: the stream ends at once; after a normal close (1000) the
+        session itself once the client closes it or ``CLIENT_CLOSE_GRACE`` has passed, so
+        the CLOSE packet is read before the session ends, else at once with ``code``."""
         if self.closed:
             self.queue.put_nowait(_END)
             return
