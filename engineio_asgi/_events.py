@@ -77,9 +77,11 @@ class EventsMixin(RuntimeState):
 
     def _upgraded(self, ev: Upgraded) -> None:
         rt = self._sessions.get(ev.sid)
-        if rt is not None:
-            rt.transport = "websocket"
         conn = self._ws.get(ev.request_id)
+        if rt is not None:
+            # a WebTransport session reaches the server as a websocket-shaped connection
+            webtransport = conn is not None and conn.scope.get("type") == "webtransport"
+            rt.transport = "webtransport" if webtransport else "websocket"
         if conn is not None:
             conn.sid = ev.sid
             conn.carrier = True

@@ -280,7 +280,7 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, EventsMixin):
         self._timer_changed()
 
     def transport(self, sid: str) -> str:
-        """``'polling'`` or ``'websocket'``; raises ``KeyError`` for an unknown sid."""
+        """``'polling'``, ``'websocket'`` or ``'webtransport'``; raises ``KeyError`` for an unknown sid."""
         rt = self._sessions.get(sid)
         if rt is None:
             raise KeyError("Session not found")

@@ -18,6 +18,7 @@ from .events import (
     SessionClosed,
     Upgraded,
 )
+from .framing import StreamDecoder, encode_stream_frame
 from .message import Headers, Request, Response, parse_query
 from .packet import CODECS, Codec, Data, Packet, PacketType, V4Codec
 from .server import (
@@ -60,8 +61,10 @@ __all__ = [
     "ServerConfig",
     "SessionClosed",
     "SessionState",
+    "StreamDecoder",
     "Transport",
     "Upgraded",
     "V4Codec",
+    "encode_stream_frame",
     "parse_query",
 ]

@@ -15,8 +15,10 @@ from .events import Event
 from .session import CloseReason, PendingRequest, Session, WebSocket
 
 if TYPE_CHECKING:
-    from .message import Headers
-    from .packet import Packet
+    from .message import Headers, Request
+    from .packet import Codec, Data, Packet
+    from .session import Transport
+    from .webtransport import StreamEntry
 
 
 class CoreState:
@@ -28,6 +30,7 @@ class CoreState:
     _events: list[Event]
     _requests: dict[int, PendingRequest]  # HTTP requests not answered yet
     _sockets: dict[int, WebSocket]  # websockets, until the runtime reports them gone
+    _streams: dict[int, StreamEntry]  # WebTransport streams being read (cut into packets)
     _answered: dict[int, Session]  # the last poll each session answered with packets
     _next_rid: int
     _heap: list[tuple[float, int, Session]]
@@ -39,6 +42,8 @@ class CoreState:
     _last_now: float
     _polling_enabled: bool
     _websocket_enabled: bool
+    _webtransport_enabled: bool
+    _upgrades: list[str]
 
     if TYPE_CHECKING:  # each is defined by one part and called by others
 
@@ -99,7 +104,27 @@ class CoreState:
         def _request_gone(self, rec: PendingRequest) -> None:
             raise NotImplementedError
 
-        def _attach_probe(self, rid: int, session: Session, now: float) -> None:
+        def _attach_probe(self, rid: int, session: Session, now: float, stream: bool = False) -> None:
+            raise NotImplementedError
+
+        def _open_stream(self, rid: int, request: Request, cors: Headers) -> None:
+            raise NotImplementedError
+
+        def _stream_data(self, entry: StreamEntry, rid: int, data: bytes, more: bool, now: float) -> None:
+            raise NotImplementedError
+
+        def _open_session(
+            self, rid: int, request: Request, cors: Headers, codec: Codec, transport: Transport
+        ) -> None:
+            raise NotImplementedError
+
+        def _ws_fail(self, ws: WebSocket, code: int, now: float) -> None:
+            raise NotImplementedError
+
+        def receive_frame(self, rid: int, frame: Data, now: float) -> None:
+            raise NotImplementedError
+
+        def connection_lost(self, rid: int, now: float) -> None:
             raise NotImplementedError
 
         def _websocket_closed(self, ws: WebSocket, now: float) -> None:

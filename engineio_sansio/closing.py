@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 
-from ._names import CLOSE, CLOSED, CLOSING, OPENING, WEBSOCKET
+from ._names import CLOSE, CLOSED, CLOSING, OPENING, POLLING
 from ._state import CoreState
 from .errors import ErrorCode, ProtocolError
 from .events import SessionClosed
@@ -52,7 +52,7 @@ class ClosingMixin(CoreState):
             self._abort_upgrade(session)
         self._events.append(SessionClosed(session.sid, reason))
         tell_client = reason is CloseReason.SERVER_DISCONNECT or reason is CloseReason.PING_TIMEOUT
-        if session.transport is WEBSOCKET:
+        if session.transport is not POLLING:
             ws = session.ws
             if tell_client and ws is not None and not ws.closed:
                 # queued packets go first, then CLOSE; _write finishes the session

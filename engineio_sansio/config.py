@@ -17,7 +17,9 @@ CorsOrigins = Union[None, str, Sequence[str], Callable[..., Any]]
 """``None`` (same origin), ``'*'``, one origin, a list (``[]`` disables CORS), or a predicate."""
 
 
-VALID_TRANSPORTS = ("polling", "websocket")
+VALID_TRANSPORTS = ("polling", "websocket", "webtransport")
+DEFAULT_TRANSPORTS = ("polling", "websocket")
+"""WebTransport is off unless asked for, as in Node's engine.io (it needs an HTTP/3 listener)."""
 
 _LABELS = {"ping_interval_grace": "the grace period of ping_interval=(interval, grace)"}
 
@@ -162,8 +164,8 @@ class ServerConfig:
     """Largest accepted POST body or websocket message, in bytes (advertised as ``maxPayload``)."""
     allow_upgrades: bool = True
     """Whether a polling session may upgrade to websocket."""
-    transports: tuple[str, ...] = VALID_TRANSPORTS
-    """The transports accepted: ``polling``, ``websocket`` or both."""
+    transports: tuple[str, ...] = DEFAULT_TRANSPORTS
+    """The transports accepted: ``polling``, ``websocket``, ``webtransport`` (not by default)."""
     http_compression: bool = True
     """Compress polling responses (gzip or deflate, as ``Accept-Encoding`` prefers)."""
     compression_threshold: int = 1024
@@ -254,7 +256,7 @@ class ServerConfig:
             ping_timeout=ping_timeout,
             max_http_buffer_size=max_http_buffer_size,
             allow_upgrades=allow_upgrades,
-            transports=VALID_TRANSPORTS if transports is None else transports,  # type: ignore[arg-type]
+            transports=DEFAULT_TRANSPORTS if transports is None else transports,  # type: ignore[arg-type]
             http_compression=http_compression,
             compression_threshold=compression_threshold,
             cookie=cookie,  # type: ignore[arg-type]
@@ -265,7 +267,7 @@ class ServerConfig:
 
     @property
     def upgrades_offered(self) -> list[str]:
-        """What a polling handshake offers: websocket only when it is allowed and enabled."""
-        if self.allow_upgrades and "websocket" in self.transports:
-            return ["websocket"]
-        return []
+        """What a polling handshake offers: websocket and webtransport, each when allowed and enabled."""
+        if not self.allow_upgrades:
+            return []
+        return [name for name in ("websocket", "webtransport") if name in self.transports]

@@ -53,7 +53,8 @@ class Respond(NamedTuple):
 
 
 class AcceptWebSocket(NamedTuple):
-    """Accept the websocket handshake of request ``request_id``, with these extra headers."""
+    """Accept the websocket handshake of request ``request_id``, with these extra headers
+    (for a WebTransport CONNECT: answer it with 200)."""
 
     request_id: int
     headers: Headers
@@ -62,7 +63,9 @@ class AcceptWebSocket(NamedTuple):
 class SendFrames(NamedTuple):
     """Write these frames, in order, on websocket ``request_id``, then call
     ``Server.frames_sent(request_id)`` (or ``Server.send_failed``). Until then the
-    core hands out nothing more for this websocket: writes never overlap."""
+    core hands out nothing more for this websocket: writes never overlap.
+
+    On a WebTransport stream the frames are one ``bytes``, framed already: write it as it is."""
 
     request_id: int
     frames: tuple[Data, ...]
@@ -71,7 +74,9 @@ class SendFrames(NamedTuple):
 class CloseWebSocket(NamedTuple):
     """Close websocket ``request_id`` with ``code``: at once if ``grace`` is 0, else once
     the client has closed it or ``grace`` seconds have passed, whichever comes first.
-    Every frame handed out before has been written (see :class:`SendFrames`)."""
+    Every frame handed out before has been written (see :class:`SendFrames`).
+
+    For a WebTransport session: end its stream and close the session with ``code``."""
 
     request_id: int
     code: int

@@ -159,6 +159,10 @@ class PollingMixin(CoreState):
         """
         rec = self._requests.get(rid)
         if rec is None:
+            entry = self._streams.get(rid)
+            if entry is not None:  # a WebTransport stream's bytes
+                self._stream_data(entry, rid, data, more, now)
+                return
             self._check_rid(rid)
             return  # answered already
         session = rec.session

@@ -6,7 +6,7 @@ import enum
 import json
 import secrets
 
-from ._names import CLOSED, CLOSING, OPEN, OPEN_TYPE, OPENING, POLLING, UPGRADING, WEBSOCKET
+from ._names import CLOSED, CLOSING, OPEN, OPEN_TYPE, OPENING, POLLING, UPGRADING, WEBSOCKET, WEBTRANSPORT
 from ._state import CoreState
 from .cookie import cookie_header
 from .errors import ErrorCode, LocalProtocolError, ProtocolError
@@ -34,6 +34,7 @@ class _Kind(enum.Enum):
     UPGRADE = "upgrade"
     PREFLIGHT = "preflight"
     IGNORE = "ignore"  # a websocket for a session already upgrading or upgraded
+    STREAM = "stream"  # a WebTransport session: its first packet says what it is for
 
 
 _R_HANDSHAKE = _Kind.HANDSHAKE
@@ -42,6 +43,7 @@ _R_POST = _Kind.POST
 _R_UPGRADE = _Kind.UPGRADE
 _R_PREFLIGHT = _Kind.PREFLIGHT
 _R_IGNORE = _Kind.IGNORE
+_R_STREAM = _Kind.STREAM
 
 
 def default_sid() -> str:
@@ -52,8 +54,11 @@ def default_sid() -> str:
 class RoutingMixin(CoreState):
     """Every request's way in, and the handshake (open, accept, reject)."""
 
-    def receive_request(self, request: Request, now: float, *, websocket: bool = False) -> int:
-        """A request arrived (``websocket``: a websocket handshake); returns its id.
+    def receive_request(
+        self, request: Request, now: float, *, websocket: bool = False, webtransport: bool = False
+    ) -> int:
+        """A request arrived (``websocket``: a websocket handshake; ``webtransport``: a
+        WebTransport session's extended CONNECT); returns its id.
 
         What to do with it comes as events: a :class:`~engineio_sansio.Respond`
         (an error, a preflight, a poll answered at once), a
@@ -61,6 +66,11 @@ class RoutingMixin(CoreState):
         decides), an :class:`~engineio_sansio.AcceptWebSocket`, or nothing yet: a
         GET held until there is something to send, a POST waiting for its body
         (feed every request's body to :meth:`receive_body`).
+
+        A WebTransport session accepted with ``AcceptWebSocket`` is then carried
+        by the first bidirectional stream the client opens: feed its bytes to
+        :meth:`receive_body` as they come (``more=False`` when the client ends
+        it). Its first packet says whether it opens a session or upgrades one.
         """
         rid = self._next_rid
         self._next_rid = rid + 1
@@ -74,7 +84,10 @@ class RoutingMixin(CoreState):
             self._events.append(Respond(rid, response.status, response.headers, response.body))
             return rid
         try:
-            kind, session, codec, transport = self._route(request, now, websocket)
+            if webtransport:
+                kind, session, codec, transport = self._route_stream(request)
+            else:
+                kind, session, codec, transport = self._route(request, now, websocket)
         except ProtocolError as exc:
             response = error_response(exc, cors)
             self._events.append(Respond(rid, response.status, response.headers, response.body))
@@ -89,6 +102,8 @@ class RoutingMixin(CoreState):
             self._attach_probe(rid, session, now)  # type: ignore[arg-type]
         elif kind is _R_PREFLIGHT:
             self._events.append(Respond(rid, 204, list(cors), b""))
+        elif kind is _R_STREAM:
+            self._open_stream(rid, request, cors)
         else:  # Node's engine.io accepts and closes it: a refusal reads as an error, not a close
             self._events.append(AcceptWebSocket(rid, []))
             self._events.append(CloseWebSocket(rid, WS_CLOSE_NORMAL, 0.0))
@@ -130,7 +145,7 @@ class RoutingMixin(CoreState):
         if session.codec is not codec:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "protocol version changed")
         if websocket:
-            if session.transport is WEBSOCKET or session.state is UPGRADING:
+            if session.transport is not POLLING or session.state is UPGRADING:
                 return _R_IGNORE, session, codec, transport
             if session.state is not OPEN or not self.config.allow_upgrades:
                 raise ProtocolError(ErrorCode.BAD_REQUEST, "upgrade not possible")
@@ -144,6 +159,22 @@ class RoutingMixin(CoreState):
                 raise ProtocolError(ErrorCode.UNKNOWN_SID)
             return _R_POST, session, codec, transport
         raise ProtocolError(ErrorCode.BAD_REQUEST, "method not allowed")
+
+    def _route_stream(self, request: Request) -> tuple[_Kind, Session | None, Codec, Transport]:
+        """A WebTransport CONNECT: Engine.IO v4 with the transport enabled (no session yet).
+
+        engine.io-client sends no query on this request (the stream's first packet
+        says the rest), so ``EIO`` and ``transport`` are checked only when present.
+        """
+        query = request.query
+        codec = CODECS_BY_PARAM.get(query.get("EIO", "4"))
+        if codec is None or codec.version != 4:
+            raise ProtocolError(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, "unsupported EIO")
+        if query.get("transport", "webtransport") != "webtransport":
+            raise ProtocolError(ErrorCode.UNKNOWN_TRANSPORT)
+        if not self._webtransport_enabled:
+            raise ProtocolError(ErrorCode.UNKNOWN_TRANSPORT, "transport disabled")
+        return _R_STREAM, None, codec, WEBTRANSPORT
 
     def _open_session(
         self, rid: int, request: Request, cors: Headers, codec: Codec, transport: Transport
@@ -164,15 +195,15 @@ class RoutingMixin(CoreState):
         cfg = self.config
         handshake = {
             "sid": sid,
-            "upgrades": cfg.upgrades_offered if transport is POLLING else [],
+            "upgrades": self._upgrades if transport is POLLING else [],
             # the grace period is advertised, so clients wait that much longer for a ping
             "pingInterval": round((cfg.ping_interval + cfg.ping_interval_grace) * 1000),
             "pingTimeout": round(cfg.ping_timeout * 1000),
             "maxPayload": cfg.max_http_buffer_size,
         }
         session.outbox.append(Packet(OPEN_TYPE, json.dumps(handshake, separators=(",", ":"))))
-        if transport is WEBSOCKET:
-            ws = session.ws = WebSocket(session, rid, upgraded=True)
+        if transport is not POLLING:
+            ws = session.ws = WebSocket(session, rid, upgraded=True, stream=transport is WEBTRANSPORT)
             ws.busy = True  # nothing is written before the handshake is accepted
             self._sockets[rid] = ws
         else:
@@ -201,7 +232,8 @@ class RoutingMixin(CoreState):
             return
         ws = session.ws
         if ws is not None:
-            self._events.append(AcceptWebSocket(ws.rid, self._handshake_headers(session)))
+            if not ws.stream:  # a WebTransport session was accepted with its CONNECT
+                self._events.append(AcceptWebSocket(ws.rid, self._handshake_headers(session)))
             ws.busy = False
             self._write(ws)
             return
@@ -237,6 +269,7 @@ class RoutingMixin(CoreState):
             rid = ws.rid
             ws.closed = ws.done = True
             del self._sockets[rid]  # the request is done: a later connection_lost is ignored
+            self._streams.pop(rid, None)
         elif rec is not None:
             rid = rec.rid
             headers.extend(rec.cors)

@@ -7,7 +7,8 @@ events it takes back with :meth:`Server.take_events`, in order. It calls
 :meth:`Server.handle_timer` when :meth:`Server.next_deadline` comes.
 
 The work is split by job: :mod:`.routing` (requests and the handshake),
-:mod:`.polling`, :mod:`.websocket` (and the upgrade), :mod:`.closing`; this
+:mod:`.polling`, :mod:`.websocket` (and the upgrade), :mod:`.webtransport`,
+:mod:`.closing`; this
 module holds the timers and the application's sending.
 """
 
@@ -26,6 +27,7 @@ from ._names import (
     OPEN,
     PING,
     PING_TYPE,
+    POLLING,
     PONG_TYPE,
     UPGRADING,
     WEBSOCKET,
@@ -45,6 +47,7 @@ from .websocket import (
     WS_CLOSE_TOO_BIG,
     WebSocketMixin,
 )
+from .webtransport import StreamEntry, WebTransportMixin
 
 __all__ = [
     "CLIENT_CLOSE_GRACE",
@@ -58,7 +61,7 @@ __all__ = [
 ]
 
 
-class Server(RoutingMixin, PollingMixin, WebSocketMixin, ClosingMixin):
+class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, ClosingMixin):
     """The Engine.IO server core; one per server, holding every session.
 
     ``sid_generator`` makes session ids (tests, or a runtime with ids of its
@@ -77,6 +80,7 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, ClosingMixin):
         self._events: list[Event] = []
         self._requests: dict[int, PendingRequest] = {}
         self._sockets: dict[int, WebSocket] = {}
+        self._streams: dict[int, StreamEntry] = {}
         self._answered: dict[int, Session] = {}
         self._next_rid = 0
         self._heap: list[tuple[float, int, Session]] = []
@@ -88,6 +92,8 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, ClosingMixin):
         self._last_now = 0.0
         self._polling_enabled = "polling" in self.config.transports
         self._websocket_enabled = "websocket" in self.config.transports
+        self._webtransport_enabled = "webtransport" in self.config.transports
+        self._upgrades = self.config.upgrades_offered
 
     # --- events and time ---------------------------------------------------
 
@@ -165,8 +171,11 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, ClosingMixin):
             return
         ws = self._sockets.pop(rid, None)
         if ws is None:
-            self._check_rid(rid)
-            return  # answered, or reported already
+            if self._streams.pop(rid, None) is None:
+                self._check_rid(rid)
+            return  # answered, or reported already (or a WebTransport stream that never began)
+        if ws.stream:
+            del self._streams[rid]
         ws.busy = False
         self._websocket_closed(ws, now)
 
@@ -234,7 +243,7 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, ClosingMixin):
 
     def _wake(self, session: Session) -> None:
         """The session has something to send: its websocket writes it, or its held poll takes it."""
-        if session.transport is WEBSOCKET:
+        if session.transport is not POLLING:
             ws = session.ws
             if ws is not None:
                 self._write(ws)

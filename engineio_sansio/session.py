@@ -35,10 +35,11 @@ class CloseReason(str, enum.Enum):
 
 
 class Transport(str, enum.Enum):
-    """The two transports, valued as they appear in the ``transport`` query parameter."""
+    """The transports, valued as they appear in the ``transport`` query parameter."""
 
     POLLING = "polling"
     WEBSOCKET = "websocket"
+    WEBTRANSPORT = "webtransport"
 
     def __str__(self) -> str:
         return self.value
@@ -75,6 +76,9 @@ class IllegalTransition(LocalProtocolError):
 class WebSocket:
     """One websocket connection as the core sees it, named by the id of its request.
 
+    A WebTransport stream is one too, with ``stream`` True: the same packets,
+    framed for the stream (see :mod:`.framing`) when they are handed out.
+
     ``upgraded`` is False while it is only a probe for a polling session, and
     True once it carries the session. ``busy`` is True while frames handed out
     in a ``SendFrames`` are being written; ``pending`` holds frames that go out
@@ -94,9 +98,10 @@ class WebSocket:
         "close_grace",
         "close_packet_seen",
         "done",
+        "stream",
     )
 
-    def __init__(self, session: Session, rid: int, upgraded: bool) -> None:
+    def __init__(self, session: Session, rid: int, upgraded: bool, stream: bool = False) -> None:
         self.session = session
         self.rid = rid
         self.upgraded = upgraded
@@ -108,6 +113,7 @@ class WebSocket:
         self.close_grace = 0.0
         self.close_packet_seen = False  # a CLOSE packet went either way: the client closes too
         self.done = False
+        self.stream = stream  # a WebTransport stream: frames go out framed, as bytes
 
     def __repr__(self) -> str:
         role = "transport" if self.upgraded else "probe"

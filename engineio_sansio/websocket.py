@@ -1,4 +1,8 @@
-"""The websocket transport: frames in and out, and the upgrade from polling (probe, 5)."""
+"""The websocket transport: frames in and out, and the upgrade from polling (probe, 5).
+
+A WebTransport stream goes through here too once its first packet is read (see
+:mod:`.webtransport`): only its frames differ, framed for the stream on the way out.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,16 @@ from ._names import (
     OPEN,
     OPENING,
     PING_TYPE,
+    POLLING,
     UPGRADE_TYPE,
     UPGRADING,
     WEBSOCKET,
+    WEBTRANSPORT,
 )
 from ._state import CoreState
 from .errors import LocalProtocolError, ProtocolError
 from .events import AcceptWebSocket, CloseWebSocket, MessageReceived, SendFrames, Upgraded
+from .framing import encode_stream_frame
 from .packet import Data, Packet
 from .routing import WS_CLOSE_NORMAL
 from .session import INF, CloseReason, Session, WebSocket
@@ -110,7 +117,7 @@ class WebSocketMixin(CoreState):
         frames = ws.pending
         session = ws.session
         outbox = session.outbox
-        carries = outbox and ws.upgraded and session.ws is ws and session.transport is WEBSOCKET
+        carries = outbox and ws.upgraded and session.ws is ws and session.transport is not POLLING
         if carries:
             encode = session.codec.encode_frame
             if frames:
@@ -122,7 +129,10 @@ class WebSocketMixin(CoreState):
         if frames:
             ws.pending = []
             ws.busy = True
-            self._events.append(SendFrames(ws.rid, tuple(frames)))
+            if ws.stream:
+                self._events.append(SendFrames(ws.rid, (b"".join(map(encode_stream_frame, frames)),)))
+            else:
+                self._events.append(SendFrames(ws.rid, tuple(frames)))
             if carries and frames[-1] == "1":
                 ws.close_packet_seen = True
                 if session.state is CLOSING:
@@ -141,15 +151,17 @@ class WebSocketMixin(CoreState):
         ws.close_grace = CLIENT_CLOSE_GRACE if ws.close_packet_seen else 0.0
         self._write(ws)
 
-    def _attach_probe(self, rid: int, session: Session, now: float) -> None:
-        """An upgrade websocket arrived for a polling session: it becomes the probe."""
+    def _attach_probe(self, rid: int, session: Session, now: float, stream: bool = False) -> None:
+        """An upgrade websocket (or WebTransport ``stream``) arrived for a polling
+        session: it becomes the probe."""
         session.set_state(UPGRADING)
-        ws = WebSocket(session, rid, upgraded=False)
+        ws = WebSocket(session, rid, upgraded=False, stream=stream)
         session.probe = ws
         self._sockets[rid] = ws
         session.upgrade_deadline = now + self.config.upgrade_timeout
         self._schedule(session)
-        self._events.append(AcceptWebSocket(rid, []))
+        if not stream:  # a WebTransport session was accepted with its CONNECT
+            self._events.append(AcceptWebSocket(rid, []))
 
     def _probe_frame(self, ws: WebSocket, packet: Packet) -> None:
         session = ws.session
@@ -172,7 +184,7 @@ class WebSocketMixin(CoreState):
         session.upgrade_deadline = INF
         ws.upgraded = True
         session.ws = ws
-        session.transport = WEBSOCKET
+        session.transport = WEBTRANSPORT if ws.stream else WEBSOCKET
         session.set_state(OPEN)
         self._events.append(Upgraded(session.sid, ws.rid))
         if session.poll is not None:
