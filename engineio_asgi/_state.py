@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, MutableMapping, Sequence
 
-from engineio_sansio import ConnectRequest, Event, Respond, Server, ServerConfig
+from engineio_sansio import ConnectRequest, Event, Respond, Server, ServerConfig, Stats
 
 if TYPE_CHECKING:
     import anyio
@@ -91,6 +91,9 @@ class RuntimeState:
     handlers: dict[str, Callable[..., Any]]
     async_handlers: bool
     _core: Server
+    _stats: Stats
+    _lag_window: float  # when the timer driver's current window of maximum lag began
+    _upgrade_listeners: list[Callable[[str], Any]]  # told the sid of each session upgraded
     _backend: Backend | None
     _clock: Callable[[], float]
     _http: dict[int, PendingHTTP]

@@ -29,6 +29,7 @@ from .server import (
     Server,
 )
 from .session import CloseReason, IllegalTransition, SessionState, Transport
+from .stats import Stats, StatsSnapshot
 
 __all__ = [
     "CLIENT_CLOSE_GRACE",
@@ -60,6 +61,8 @@ __all__ = [
     "ServerConfig",
     "SessionClosed",
     "SessionState",
+    "Stats",
+    "StatsSnapshot",
     "Transport",
     "Upgraded",
     "V4Codec",
