@@ -166,6 +166,7 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, EventsMixin):
         self._stats = Stats()
         self._lag_window = float("-inf")
         self._upgrade_listeners: list[Callable[[str], Any]] = []
+        self._handler_errors: dict[tuple[Any, ...], list[Any]] = {}
         self._core = Server(self.config, sid_generator=self._next_sid, stats=self._stats)
         self._http: dict[int, PendingHTTP] = {}  # requests waiting for the core's answer, by id
         self._ws: dict[int, WSConn] = {}  # open websockets, by the id of their request
