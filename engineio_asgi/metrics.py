@@ -40,7 +40,7 @@ _TRANSPORTS = ("polling", "websocket")
 
 
 class EngineIOCollector:
-    """A prometheus-client collector over one server's :meth:`stats`.
+    """A prometheus-client collector over one server's ``stats()``.
 
     ``server`` is anything with a ``stats()`` method returning a
     :class:`~engineio_sansio.StatsSnapshot` (an :class:`~engineio_asgi.AsyncServer`;

@@ -64,7 +64,7 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, ClosingMixin):
 
     ``sid_generator`` makes session ids (tests, or a runtime with ids of its
     own); ids must be unique, and the core retries on a collision. ``stats``
-    receives the server's counters (see :mod:`engineio_sansio.stats`): keep a
+    receives the server's counters (a :class:`~engineio_sansio.Stats`): keep a
     reference to it and call its ``snapshot()`` to read them; one is made when
     not given.
     """
@@ -80,7 +80,7 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, ClosingMixin):
         self._sid_generator = sid_generator
         self._sessions: dict[str, Session] = {}
         self._stats = stats if stats is not None else Stats()
-        self._stats.bind(self._sessions)
+        self._stats._bind(self._sessions)
         self._events: list[Event] = []
         self._requests: dict[int, PendingRequest] = {}
         self._sockets: dict[int, WebSocket] = {}

@@ -142,7 +142,7 @@ class Stats:
         self.timer_lag = 0.0
         self.timer_lag_max = 0.0
 
-    def bind(self, sessions: dict[str, Session]) -> None:
+    def _bind(self, sessions: dict[str, Session]) -> None:
         """Called by the server that owns these counters (one server per ``Stats``)."""
         if self._sessions is not None and self._sessions is not sessions:
             raise LocalProtocolError("this Stats object belongs to another Server already")
