@@ -82,3 +82,20 @@ async def test_access_log_and_stats(caplog: pytest.LogCaptureFixture) -> None:
     assert s.sessions == {"polling": 0, "websocket": 0} and s.sessions_closing == 1
     assert s.closed == {"server disconnect": 1}
     await eio.shutdown()
+
+
+async def test_timer_lag_shows_a_blocked_event_loop() -> None:
+    """A handler that blocks the loop makes the timer's next wake-up late, and stats() says by how much."""
+    import time
+
+    eio = engineio_asgi.AsyncServer(ping_interval=0.1, ping_timeout=5)
+    app = engineio_asgi.ASGIApp(eio)
+    await _open(app)  # its first ping is due in 0.1 s: the timer will wake then
+    assert eio.stats().timer_wakeups == 0
+    time.sleep(0.4)  # the event loop blocked, as by a handler doing blocking I/O
+    with anyio.fail_after(5):
+        while eio.stats().timer_wakeups == 0:
+            await anyio.sleep(0.01)
+    s = eio.stats()
+    assert s.timer_lag_seconds >= 0.25 and s.timer_lag_max_seconds >= 0.25
+    await eio.shutdown()
