@@ -8,7 +8,7 @@ of one registry::
     from engineio_asgi.metrics import metrics_app
 
     eio = engineio_asgi.AsyncServer()
-    metrics = metrics_app(eio)  # mount at /metrics (FastAPI: app.mount("/metrics", metrics))
+    metrics = metrics_app(eio)  # serve at /metrics (FastAPI: api.add_route("/metrics", metrics))
 
 Or register the collector in a registry of your own:
 ``registry.register(EngineIOCollector(eio))``. The metric names (all ``engineio_*``)
