@@ -42,7 +42,8 @@ autodoc_default_options = {"members": True}
 # No network at build time, so no intersphinx: references to the standard library and
 # to anyio stay plain text instead of failing the nitpicky build.
 nitpick_ignore_regex = [
-    ("py:class", r"(enum|logging|collections|contextlib|typing|types|anyio|asyncio|trio|prometheus_client)\..*"),
+    ("py:class", r"(enum|logging|collections|contextlib|typing|types|anyio|asyncio|trio)\..*"),
+    ("py:class", r"prometheus_client\..*"),  # engineio_asgi.metrics: an optional extra
     ("py:class", r".*\._[A-Za-z]\w*"),  # private helper classes named in return types
 ]
 
