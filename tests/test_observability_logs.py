@@ -99,3 +99,29 @@ async def test_timer_lag_shows_a_blocked_event_loop() -> None:
     s = eio.stats()
     assert s.timer_lag_seconds >= 0.25 and s.timer_lag_max_seconds >= 0.25
     await eio.shutdown()
+
+
+async def test_metrics_endpoint_serves_the_snapshot_in_prometheus_format() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from engineio_asgi.metrics import metrics_app
+
+    eio = engineio_asgi.AsyncServer()
+    app = engineio_asgi.ASGIApp(eio)
+    metrics = metrics_app(eio)
+    await _open(app)
+    await http(app, "GET", query="transport=polling")  # refused: no EIO (code 5)
+    r = await http(metrics, "GET", path="/metrics")
+    assert r.status == 200 and r.headers["content-type"].startswith("text/plain; version=")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(r.text)
+        for s in family.samples
+    }
+    assert samples[("engineio_sessions", (("transport", "polling"),))] == 1
+    assert samples[("engineio_sessions", (("transport", "websocket"),))] == 0
+    assert samples[("engineio_handshakes_total", (("protocol", "4"), ("transport", "polling")))] == 1
+    assert samples[("engineio_requests_refused_total", (("code", "5"),))] == 1
+    assert samples[("engineio_requests_refused_total", (("code", "1"),))] == 0
+    assert (await http(metrics, "POST", path="/metrics")).status == 405
+    await eio.shutdown()
