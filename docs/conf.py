@@ -43,6 +43,7 @@ autodoc_default_options = {"members": True}
 # to anyio stay plain text instead of failing the nitpicky build.
 nitpick_ignore_regex = [
     ("py:class", r"(enum|logging|collections|contextlib|typing|types|anyio|asyncio|trio)\..*"),
+    ("py:class", r"prometheus_client\..*"),  # engineio_asgi.metrics: an optional extra
     ("py:class", r".*\._[A-Za-z]\w*"),  # private helper classes named in return types
 ]
 

@@ -23,6 +23,8 @@ from ._state import RuntimeState, WSConn
 
 __all__ = ["EventsMixin"]
 
+_LAG_WINDOW = 60.0  # seconds over which the timer driver's largest lag is kept
+
 
 class EventsMixin(RuntimeState):
     """Every event the core hands out is performed here, in order."""
@@ -82,6 +84,8 @@ class EventsMixin(RuntimeState):
             # a WebTransport session reaches the server as a websocket-shaped connection
             webtransport = conn is not None and conn.scope.get("type") == "webtransport"
             rt.transport = "webtransport" if webtransport else "websocket"
+        for listener in self._upgrade_listeners:
+            listener(ev.sid)
         if conn is not None:
             conn.sid = ev.sid
             conn.carrier = True
@@ -193,6 +197,17 @@ class EventsMixin(RuntimeState):
         elif self._timer_wake is not None:
             self._timer_wake.set()
 
+    def _timer_late(self, lag: float, now: float) -> None:
+        """Record how late a wake-up ran: the sign of an event loop blocked by something."""
+        stats = self._stats
+        stats.timer_wakeups += 1
+        stats.timer_lag = lag
+        if now - self._lag_window >= _LAG_WINDOW:
+            self._lag_window = now
+            stats.timer_lag_max = lag
+        elif lag > stats.timer_lag_max:
+            stats.timer_lag_max = lag
+
     async def _timer_loop(self) -> None:
         core = self._core
         clock = self._clock
@@ -209,8 +224,12 @@ class EventsMixin(RuntimeState):
             if delay > 0:
                 with anyio.move_on_after(delay):
                     await wake.wait()
+            target = self._timer_target
             self._timer_target = float("inf")
-            core.handle_timer(clock())
+            now = clock()
+            if now >= target:  # woken by the deadline (not early, by a nearer one)
+                self._timer_late(now - target, now)
+            core.handle_timer(now)
             events = core.take_events()
             if events:
                 self._perform_detached(events)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json as _stdlib_json
+import sys
 from typing import Any, Callable
 
 from engineio_sansio import ConnectRequest
@@ -17,6 +18,8 @@ __all__ = ["HandlersMixin", "accepts_args", "encode_data", "maybe_json", "set_js
 _json: Any = _stdlib_json
 """The process-wide JSON module (python-engineio's ``json`` option)."""
 
+_ERROR_LOG_INTERVAL = 60.0  # seconds before a handler error of the same cause is logged again
+_ERROR_CAUSES_KEPT = 1000  # causes remembered at most (then the oldest are forgotten)
 JSON_START = frozenset('{["tfnNI- \t\r\n')  # first characters JSON text can start with (not digits)
 
 
@@ -41,7 +44,8 @@ class HandlersMixin(RuntimeState):
             conn.sid = sid
             conn.carrier = True
             scope, receive, send = conn.scope, conn.receive, conn.send
-        self._sessions[sid] = SessionRT(ev.transport.value)
+        client = scope.get("client")
+        self._sessions[sid] = SessionRT(ev.transport.value, f"{client[0]}:{client[1]}" if client else "")
         ok, body = await self._run_connect(sid, build_environ(scope, receive, send))
         core = self._core
         if ok:
@@ -69,7 +73,7 @@ class HandlersMixin(RuntimeState):
         except Exception as exc:
             args = getattr(exc, "error_args", None)
             if args is None:
-                self.logger.exception("sid %s: connect handler error", sid)
+                self._handler_failed("connect", sid)
             return False, args
         if result is None or result is True:
             return True, None
@@ -102,7 +106,7 @@ class HandlersMixin(RuntimeState):
         try:
             await handler(sid, data)
         except Exception:
-            self.logger.exception("sid %s: message handler error", sid)
+            self._handler_failed("message", sid)
 
     async def _call_message(self, handler: Callable[..., Any], sid: str, data: Any) -> None:
         try:
@@ -110,7 +114,33 @@ class HandlersMixin(RuntimeState):
             if inspect.isawaitable(result):
                 await result
         except Exception:
-            self.logger.exception("sid %s: message handler error", sid)
+            self._handler_failed("message", sid)
+
+    def _handler_failed(self, where: str, sid: str) -> None:
+        """Log the handler exception being handled, with the sid and the client's address.
+
+        Once per cause (handler, exception type, the line that raised it) and
+        interval: a handler failing for every message does not flood the log;
+        the next line logged for that cause says how many were left out.
+        """
+        exc = sys.exc_info()[1]
+        cause = _cause(where, exc)
+        now = self._clock()
+        seen = self._handler_errors
+        record = seen.get(cause)
+        if record is not None and now - record[0] < _ERROR_LOG_INTERVAL:
+            record[1] += 1
+            return
+        left_out = record[1] if record is not None else 0
+        if record is None and len(seen) >= _ERROR_CAUSES_KEPT:
+            del seen[next(iter(seen))]
+        seen[cause] = [now, 0]
+        rt = self._sessions.get(sid)
+        address = rt.address if rt is not None and rt.address else "unknown"
+        more = ""
+        if left_out:
+            more = f" ({left_out} more like it not logged in the last {_ERROR_LOG_INTERVAL:.0f} s)"
+        self.logger.exception("sid %s (client %s): %s handler error%s", sid, address, where, more)
 
     async def _on_closed(self, sid: str, why: str) -> None:
         self.logger.info("sid %s: closed (%s)", sid, why)
@@ -130,11 +160,21 @@ class HandlersMixin(RuntimeState):
                 if inspect.isawaitable(result):
                     await result
             except Exception:
-                self.logger.exception("sid %s: disconnect handler error", sid)
+                self._handler_failed("disconnect", sid)
         finally:
             # (the session stays readable from its own disconnect handler, as in python-engineio)
             if self._sessions.get(sid) is rt:
                 self._sessions.pop(sid, None)
+
+
+def _cause(where: str, exc: BaseException | None) -> tuple[Any, ...]:
+    """What makes two handler errors the same: the handler, the exception type, where it was raised."""
+    tb = exc.__traceback__ if exc is not None else None
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return (where, type(exc), None, 0)
+    return (where, type(exc), tb.tb_frame.f_code.co_filename, tb.tb_lineno)
 
 
 def accepts_args(fn: Callable[..., Any], n: int) -> bool:

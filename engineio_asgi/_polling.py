@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+
 from engineio_sansio import Respond
 
 from ._state import PendingHTTP, Receive, RuntimeState, Scope, Send
 from .environ import request_from_scope
 
-__all__ = ["PollingMixin"]
+__all__ = ["PollingMixin", "access_log", "client_of"]
+
+access_log = logging.getLogger("engineio_asgi.server.access")
+"""One line per HTTP response and per websocket, at DEBUG (off unless this logger is set to DEBUG)."""
+_DEBUG = logging.DEBUG
+
+
+def client_of(scope: Scope) -> str:
+    """The client's ``host:port`` as the ASGI server reports it."""
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "-"
 
 
 class PollingMixin(RuntimeState):
@@ -40,6 +52,16 @@ class PollingMixin(RuntimeState):
     async def _write_response(self, scope: Scope, send: Send, response: Respond) -> None:
         if response.status == 403:
             self._origin_refused(scope)
+        if access_log.isEnabledFor(_DEBUG):
+            access_log.debug(
+                "%s %s %s?%s %d %d",
+                client_of(scope),
+                scope["method"],
+                scope["path"],
+                scope.get("query_string", b"").decode("latin-1"),
+                response.status,
+                len(response.body),
+            )
         try:
             await _respond(send, response)
         except Exception as exc:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, MutableMapping, Sequence
 
-from engineio_sansio import ConnectRequest, Event, Respond, Server, ServerConfig
+from engineio_sansio import ConnectRequest, Event, Respond, Server, ServerConfig, Stats
 
 if TYPE_CHECKING:
     import anyio
@@ -75,11 +75,12 @@ class WSConn:
 class SessionRT:
     """The runtime side of a session: user data, its transport, the handler chain."""
 
-    __slots__ = ("data", "transport", "chain")
+    __slots__ = ("data", "transport", "chain", "address")
 
-    def __init__(self, transport: str) -> None:
+    def __init__(self, transport: str, address: str = "") -> None:
         self.data: dict[str, Any] | None = None  # the user session, made on first use
         self.transport = transport
+        self.address = address  # the client's host:port, for logs
         self.chain: Any = None  # keeps concurrent handlers starting in arrival order
 
 
@@ -91,6 +92,10 @@ class RuntimeState:
     handlers: dict[str, Callable[..., Any]]
     async_handlers: bool
     _core: Server
+    _stats: Stats
+    _lag_window: float  # when the timer driver's current window of maximum lag began
+    _upgrade_listeners: list[Callable[[str], Any]]  # told the sid of each session upgraded
+    _handler_errors: dict[tuple[Any, ...], list[Any]]  # cause -> [when last logged, not logged since]
     _backend: Backend | None
     _clock: Callable[[], float]
     _http: dict[int, PendingHTTP]
@@ -139,4 +144,7 @@ class RuntimeState:
             raise NotImplementedError
 
         async def _connect(self, ev: ConnectRequest) -> None:
+            raise NotImplementedError
+
+        def _handler_failed(self, where: str, sid: str) -> None:
             raise NotImplementedError

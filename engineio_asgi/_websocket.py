@@ -9,6 +9,7 @@ import anyio
 from engineio_sansio import CLIENT_CLOSE_GRACE, WS_CLOSE_POLICY, MessageReceived, Respond
 
 from ._handlers import JSON_START, maybe_json
+from ._polling import access_log, client_of
 from ._state import Receive, RuntimeState, Scope, Send, WSConn
 from .environ import request_from_scope
 
@@ -100,7 +101,7 @@ class WebSocketMixin(RuntimeState):
                             try:
                                 await handler(sid, data)
                             except Exception:
-                                self.logger.exception("sid %s: message handler error", sid)
+                                self._handler_failed("message", sid)
                         else:
                             await call(handler, sid, data)
             except anyio.get_cancelled_exc_class():
@@ -127,6 +128,17 @@ class WebSocketMixin(RuntimeState):
                 if events:
                     await self._perform(events)
             del self._ws[rid]
+            if access_log.isEnabledFor(10):  # DEBUG
+                outcome = f"refused {conn.denied.status}" if conn.denied is not None else "closed"
+                access_log.debug(
+                    "%s WEBSOCKET %s?%s %s %s sid=%s",
+                    client_of(scope),
+                    scope["path"],
+                    scope.get("query_string", b"").decode("latin-1"),
+                    outcome,
+                    conn.close_code if conn.close_code is not None else "-",
+                    conn.sid or "-",
+                )
 
     async def _server_stopped(self, conn: WSConn, *, still_open: bool) -> None:
         """The ASGI server ended this websocket because it is stopping: a server disconnect.

@@ -16,7 +16,16 @@ from typing import Any, Awaitable, Callable
 import anyio
 import sniffio
 
-from engineio_sansio import CloseReason, PacketType, Request, SendFrames, Server, ServerConfig
+from engineio_sansio import (
+    CloseReason,
+    PacketType,
+    Request,
+    SendFrames,
+    Server,
+    ServerConfig,
+    Stats,
+    StatsSnapshot,
+)
 from engineio_sansio.http import origin_entry_problem, own_origins
 from engineio_sansio.routing import default_sid
 
@@ -154,7 +163,11 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, EventsMixin):
         self.handlers: dict[str, Callable[..., Any]] = {}
         self._disconnect_takes_reason = True
         # ids come from generate_id() at each handshake, so a subclass's (or a patched) one is used
-        self._core = Server(self.config, sid_generator=self._next_sid)
+        self._stats = Stats()
+        self._lag_window = float("-inf")
+        self._upgrade_listeners: list[Callable[[str], Any]] = []
+        self._handler_errors: dict[tuple[Any, ...], list[Any]] = {}
+        self._core = Server(self.config, sid_generator=self._next_sid, stats=self._stats)
         self._http: dict[int, PendingHTTP] = {}  # requests waiting for the core's answer, by id
         self._ws: dict[int, WSConn] = {}  # open websockets, by the id of their request
         self._sessions: dict[str, SessionRT] = {}  # by sid, from the connect handler to the disconnect
@@ -285,6 +298,15 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, EventsMixin):
         if rt is None:
             raise KeyError("Session not found")
         return rt.transport
+
+    def stats(self) -> StatsSnapshot:
+        """The server's counters and gauges now, with the timer driver's lag.
+
+        Cheap to call (one pass over the sessions); the counters are kept all
+        the time. See the operations guide for what each one means, and
+        :mod:`engineio_asgi.metrics` to serve them to Prometheus.
+        """
+        return self._stats.snapshot()
 
     def generate_id(self) -> str:
         """A new unguessable session id; override it to choose the ids of new sessions."""

@@ -82,16 +82,34 @@ class AsyncServer(_socketio.AsyncServer):  # type: ignore[misc]
         """
         return ASGIApp(self, other_asgi_app=app, socketio_path=socketio_path)
 
-    def instrument(self, *args: Any, **kwargs: Any) -> Any:
-        """Not available: python-socketio's admin UI patches python-engineio internals.
+    def instrument(
+        self,
+        auth: Any = None,
+        mode: str = "development",
+        read_only: bool = False,
+        server_id: str | None = None,
+        namespace: str = "/admin",
+        server_stats_interval: float = 2,
+    ) -> Any:
+        """Serve the `Socket.IO admin UI <https://socket.io/docs/v4/admin-ui/>`_'s namespace.
 
-        ``InstrumentedAsyncServer`` replaces ``eio._ok`` and reads
-        ``eio._get_socket()`` and ``eio.sockets``, which are private to
-        python-engineio; engineio_asgi has no such members.
+        python-socketio's ``instrument()``, with the same arguments (``auth``: a
+        dict of credentials, a list of them, a callable, or ``False`` for none).
+        Its admin namespace runs unchanged; what it would read from
+        python-engineio's internals (clients, polling clients, packets and bytes
+        in and out, each socket's transport and upgrade) comes from
+        :meth:`engineio_asgi.AsyncServer.stats` and ``transport()``.
         """
-        raise NotImplementedError(
-            "python-socketio's admin UI (instrument()) patches python-engineio internals "
-            "(_ok, _get_socket, sockets) and does not run on engineio_asgi"
+        from ._sio_admin import AdminInstrumentation
+
+        return AdminInstrumentation(
+            self,
+            auth=auth,
+            mode=mode,
+            read_only=read_only,
+            server_id=server_id,
+            namespace=namespace,
+            server_stats_interval=server_stats_interval,
         )
 
     async def handle_request(self, scope: Scope, receive: Receive, send: Send) -> None:

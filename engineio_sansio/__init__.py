@@ -30,6 +30,7 @@ from .server import (
     Server,
 )
 from .session import CloseReason, IllegalTransition, SessionState, Transport
+from .stats import Stats, StatsSnapshot
 
 __all__ = [
     "CLIENT_CLOSE_GRACE",
@@ -61,6 +62,8 @@ __all__ = [
     "ServerConfig",
     "SessionClosed",
     "SessionState",
+    "Stats",
+    "StatsSnapshot",
     "StreamDecoder",
     "Transport",
     "Upgraded",

@@ -13,6 +13,7 @@ from .config import ServerConfig
 from .errors import LocalProtocolError, ProtocolError
 from .events import Event
 from .session import CloseReason, PendingRequest, Session, WebSocket
+from .stats import Stats
 
 if TYPE_CHECKING:
     from .message import Headers, Request
@@ -27,6 +28,7 @@ class CoreState:
     config: ServerConfig
     _sid_generator: Callable[[], str]
     _sessions: dict[str, Session]
+    _stats: Stats
     _events: list[Event]
     _requests: dict[int, PendingRequest]  # HTTP requests not answered yet
     _sockets: dict[int, WebSocket]  # websockets, until the runtime reports them gone

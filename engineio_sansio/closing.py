@@ -51,6 +51,8 @@ class ClosingMixin(CoreState):
         if session.probe is not None:
             self._abort_upgrade(session)
         self._events.append(SessionClosed(session.sid, reason))
+        closed = self._stats.closed
+        closed[reason] = closed.get(reason, 0) + 1
         tell_client = reason is CloseReason.SERVER_DISCONNECT or reason is CloseReason.PING_TIMEOUT
         if session.transport is not POLLING:
             ws = session.ws

@@ -82,7 +82,9 @@ class PollingMixin(CoreState):
             session.noop_pending = False
             headers: Headers = [TEXT_PLAIN]
             headers.extend(rec.cors)
-            self._events.append(Respond(rec.rid, 200, headers, session.codec.encode_payload([NOOP])))
+            body = session.codec.encode_payload([NOOP])
+            self._stats.polling_bytes_out += len(body)
+            self._events.append(Respond(rec.rid, 200, headers, body))
             return
         self._respond_payload(rec)
 
@@ -114,12 +116,14 @@ class PollingMixin(CoreState):
             headers.extend(self._handshake_headers(session))
         body = session.codec.encode_payload(packets)
         body = compress_body(self.config, rec.request, body, headers)
+        self._stats.polling_bytes_out += len(body)
         self._events.append(Respond(rec.rid, 200, headers, body))
         if session.state is CLOSING and packets[-1].type is CLOSE_TYPE:
             self._finish(session)
 
     def _respond_error(self, rec: PendingRequest, error: ProtocolError) -> None:
         response = error_response(error, rec.cors)
+        self._stats.refuse(error.code)
         self._events.append(Respond(rec.rid, response.status, response.headers, response.body))
 
     def _begin_post(self, rec: PendingRequest) -> None:
@@ -143,6 +147,7 @@ class PollingMixin(CoreState):
         self._requests[rec.rid] = rec
 
     def _too_large(self, rec: PendingRequest) -> None:
+        self._stats.too_large += 1
         headers: Headers = [(b"content-type", b"application/json")]
         headers.extend(rec.cors)
         self._events.append(Respond(rec.rid, 413, headers, _TOO_LARGE_BODY))
@@ -180,6 +185,7 @@ class PollingMixin(CoreState):
             return
         session.post = None
         del self._requests[rid]
+        self._stats.polling_bytes_in += rec.size
         parts = rec.parts
         self._post(rec, parts[0] if len(parts) == 1 else b"".join(parts), now)
 
@@ -200,8 +206,10 @@ class PollingMixin(CoreState):
             return
         events = self._events
         sid = session.sid
+        stats = self._stats
         for packet in packets:
             if packet.type is MESSAGE:
+                stats.polling_messages_in += 1
                 events.append(MessageReceived(sid, packet.data))  # type: ignore[arg-type]
             elif not self._control(session, packet, now):
                 self._close(session, CloseReason.TRANSPORT_ERROR, now)

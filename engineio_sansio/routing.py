@@ -81,6 +81,7 @@ class RoutingMixin(CoreState):
             # network panel says why; the client sent this origin, it learns nothing new
             reason = f"origin {request.headers.get('origin', '')[:200]!r} not allowed"
             response = error_response(ProtocolError(ErrorCode.FORBIDDEN, reason, 403), message=reason)
+            self._stats.refuse(ErrorCode.FORBIDDEN)
             self._events.append(Respond(rid, response.status, response.headers, response.body))
             return rid
         try:
@@ -90,6 +91,7 @@ class RoutingMixin(CoreState):
                 kind, session, codec, transport = self._route(request, now, websocket)
         except ProtocolError as exc:
             response = error_response(exc, cors)
+            self._stats.refuse(exc.code)
             self._events.append(Respond(rid, response.status, response.headers, response.body))
             return rid
         if kind is _R_POLL:
@@ -210,6 +212,9 @@ class RoutingMixin(CoreState):
             rec = session.handshake = PendingRequest(rid, session, request, cors)
             self._requests[rid] = rec
         self._sessions[sid] = session
+        handshakes = self._stats.handshakes
+        key = (transport, codec.version)
+        handshakes[key] = handshakes.get(key, 0) + 1
         self._events.append(ConnectRequest(sid, rid, transport))
 
     def accept(self, sid: str, now: float) -> None:
@@ -259,6 +264,7 @@ class RoutingMixin(CoreState):
         ws = session.ws
         rec = session.handshake
         session.set_state(CLOSED)
+        self._stats.rejected += 1
         session.outbox.clear()
         session.handshake = None
         self._sessions.pop(session.sid, None)

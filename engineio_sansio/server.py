@@ -39,6 +39,7 @@ from .packet import Data, Packet
 from .polling import UPGRADE_POLL_GRACE, PollingMixin
 from .routing import UNAUTHORIZED_BODY, RoutingMixin, default_sid
 from .session import INF, CloseReason, PendingRequest, Session, WebSocket
+from .stats import Stats
 from .websocket import (
     CLIENT_CLOSE_GRACE,
     WS_CLOSE_NORMAL,
@@ -65,7 +66,10 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
     """The Engine.IO server core; one per server, holding every session.
 
     ``sid_generator`` makes session ids (tests, or a runtime with ids of its
-    own); ids must be unique, and the core retries on a collision.
+    own); ids must be unique, and the core retries on a collision. ``stats``
+    receives the server's counters (a :class:`~engineio_sansio.Stats`): keep a
+    reference to it and call its ``snapshot()`` to read them; one is made when
+    not given.
     """
 
     def __init__(
@@ -73,10 +77,13 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
         config: ServerConfig | None = None,
         *,
         sid_generator: Callable[[], str] = default_sid,
+        stats: Stats | None = None,
     ) -> None:
         self.config = config or ServerConfig()
         self._sid_generator = sid_generator
         self._sessions: dict[str, Session] = {}
+        self._stats = stats if stats is not None else Stats()
+        self._stats._bind(self._sessions)
         self._events: list[Event] = []
         self._requests: dict[int, PendingRequest] = {}
         self._sockets: dict[int, WebSocket] = {}
@@ -219,6 +226,9 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
                 else:
                     frame = session.codec.encode_message_frame(data)
                 ws.busy = True
+                stats = self._stats
+                stats.ws_messages_out += 1
+                stats.ws_bytes_out += len(frame)
                 # (tuple.__new__ skips the NamedTuple's Python-level __new__: once per message)
                 self._events.append(_new_event(SendFrames, (ws.rid, (frame,))))
                 return True
@@ -226,6 +236,10 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
             return False
         if type(data) is str and not data.isascii():
             _check_text(data)
+        if session.transport is WEBSOCKET:
+            self._stats.ws_messages_out += 1
+        else:
+            self._stats.polling_messages_out += 1
         return self._queue(session, Packet(MESSAGE, data))
 
     def _queue(self, session: Session, packet: Packet) -> bool:
@@ -256,6 +270,10 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
         if t is PONG_TYPE:
             if session.next_ping == INF and (session.state is OPEN or session.state is UPGRADING):
                 # a ping is outstanding: the next one is due an interval from now
+                if session.pong_deadline != INF:  # (INF: timed out, not monitoring clients)
+                    stats = self._stats
+                    stats.ping_round_trips += 1
+                    stats.ping_round_trip_seconds += now - (session.pong_deadline - self._pong_wait)
                 session.pong_deadline = INF
                 session.next_ping = now + self._ping_interval
                 self._schedule(session)

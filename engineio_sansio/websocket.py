@@ -69,10 +69,14 @@ class WebSocketMixin(CoreState):
         ):
             # the common case: a text message on an open websocket (tuple.__new__ skips
             # the NamedTuple's Python-level __new__: once per message)
+            stats = self._stats
+            stats.ws_messages_in += 1
+            stats.ws_bytes_in += len(frame)
             self._events.append(_new_event(MessageReceived, (session.sid, frame[_AFTER_TYPE])))
             return
         if ws.closed or session.state is CLOSED:
             return
+        self._stats.ws_bytes_in += len(frame)
         if _too_big(frame, self._max_size):
             self._ws_fail(ws, WS_CLOSE_TOO_BIG, now)
             return
@@ -87,6 +91,7 @@ class WebSocketMixin(CoreState):
         t = packet.type
         if t is MESSAGE:
             if session.state is not CLOSING:
+                self._stats.ws_messages_in += 1
                 self._events.append(MessageReceived(session.sid, packet.data))  # type: ignore[arg-type]
             return
         if t is PING_TYPE and packet.data == "probe":
@@ -129,6 +134,7 @@ class WebSocketMixin(CoreState):
         if frames:
             ws.pending = []
             ws.busy = True
+            self._stats.ws_bytes_out += sum(map(len, frames))
             if ws.stream:
                 self._events.append(SendFrames(ws.rid, (b"".join(map(encode_stream_frame, frames)),)))
             else:
@@ -186,6 +192,7 @@ class WebSocketMixin(CoreState):
         session.ws = ws
         session.transport = WEBTRANSPORT if ws.stream else WEBSOCKET
         session.set_state(OPEN)
+        self._stats.upgrades += 1
         self._events.append(Upgraded(session.sid, ws.rid))
         if session.poll is not None:
             # the poll must end: a NOOP is all it gets, packets now go on the websocket
@@ -199,6 +206,7 @@ class WebSocketMixin(CoreState):
         if probe is None:
             return
         session.probe = None
+        self._stats.upgrade_failures += 1
         if session.state is UPGRADING:
             session.set_state(OPEN)
         self._close_socket(probe, code)

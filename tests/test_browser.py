@@ -206,3 +206,38 @@ def test_cross_origin_page_refused_until_its_origin_is_allowed() -> None:
     ok = report["allowed"]
     assert ok["finish"] == "ok", ok
     assert ok["opened"] and ok["upgraded"] and ok["transport"] == "websocket"
+
+
+ADMIN_UI_DRIVER = REPO_ROOT / "tests" / "browser" / "admin_ui.js"
+ADMIN_UI = REPO_ROOT / "node_modules" / "@socket.io" / "admin-ui" / "ui" / "dist" / "index.html"
+
+
+def test_socketio_admin_ui_lists_the_connected_clients() -> None:
+    """The admin UI (npm's @socket.io/admin-ui, its built files) against ``instrument(auth=False)``."""
+    from servers import running_server
+
+    assert ADMIN_UI.is_file(), "the admin UI is missing: npm ci"
+    ARTIFACTS.mkdir(exist_ok=True)
+    with running_server("apps.socketio_app:app", "uvicorn", env={"SIO_ADMIN": "open"}) as srv:
+        proc = subprocess.run(
+            [shutil.which("node") or "node", str(ADMIN_UI_DRIVER), srv.url, str(ARTIFACTS)],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            cwd=str(REPO_ROOT),
+        )
+        lines = proc.stdout.strip().splitlines()
+        assert lines, f"no report from the driver: {proc.stderr[-2000:]}"
+        report = json.loads(lines[-1])
+        assert report["ok"], f"{report.get('error')}\n{srv.stderr_text()[-2000:]}"
+    clients = {c["id"]: c["transport"] for c in report["clients"]}
+    assert sorted(clients.values()) == ["polling", "websocket"]
+    shown = {"HTTP long-polling": "polling", "WebSocket": "websocket"}
+    rows = {}
+    for row in report["rows"]:
+        cells = [c.strip() for c in row.split("\t")]
+        rows[cells[0]] = shown[cells[2]]
+        assert cells[1] == "127.0.0.1"
+    assert rows == clients
+    assert (ARTIFACTS / "admin-ui-sockets.png").stat().st_size > 0
+    assert (ARTIFACTS / "admin-ui-dashboard.png").stat().st_size > 0

@@ -9,6 +9,10 @@ page shows which transport (polling, then websocket after the upgrade) it uses.
 The browser client is the official engine.io-client bundle from node_modules
 (installed by `npm ci`), served as a static file: no CDN. The page reconnects by
 itself after the server restarts.
+
+With prometheus-client installed (``pip install 'engineio-asgi[prometheus]'``) the
+server's metrics are served at http://127.0.0.1:5000/metrics for a Prometheus
+server to scrape (see docs/operations.md).
 """
 
 from __future__ import annotations
@@ -56,8 +60,30 @@ async def disconnect(sid: str, reason: str) -> None:
     await broadcast({"system": f"{name} left ({reason})", "online": len(names)})
 
 
+try:
+    from engineio_asgi.metrics import metrics_app
+except ImportError:  # prometheus-client is an optional extra: no /metrics without it
+    metrics = None
+else:
+    metrics = metrics_app(eio)
+
+
+async def other(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def]
+    """``/metrics`` (Prometheus), and 404 for anything else."""
+    if metrics is not None and scope["type"] == "http" and scope["path"] == "/metrics":
+        await metrics(scope, receive, send)
+        return
+    if scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.close", "code": 1000})
+        return
+    await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"not found"})
+
+
 app = engineio_asgi.ASGIApp(
     eio,
+    other_asgi_app=other,
     static_files={
         "/": os.path.join(HERE, "index.html"),
         "/engine.io.min.js": {"filename": BUNDLE, "content_type": "application/javascript"},

@@ -7,6 +7,8 @@ Settings come from the environment, so one module serves every scenario:
 * ``SIO_REDIS_URL`` / ``SIO_CHANNEL``: use python-socketio's ``AsyncRedisManager``
   on that Redis server and channel (scale-out); unset: the in-process manager.
 * ``SIO_PING_INTERVAL`` / ``SIO_PING_TIMEOUT``: Engine.IO heartbeat, seconds.
+* ``SIO_ADMIN``: ``auth`` or ``open``: serve the Socket.IO admin UI's namespace
+  (``sio.instrument()``) with the credentials ``ADMIN_AUTH``, or with none.
 * ``SIO_VARIANT``: ``ours`` (default): :class:`engineio_asgi.socketio.AsyncServer`;
   ``raw``: python-socketio's own ``AsyncServer`` whose ``_engineio_server_class``
   is pointed at ``engineio_asgi.AsyncServer`` by hand, without the asyncio guard
@@ -78,6 +80,13 @@ if VARIANT == "raw":
     sio: Any = RawServer(**options)
 else:
     sio = AsyncServer(**options)
+
+
+ADMIN_AUTH = {"username": "admin", "password": "admin-s3cret"}
+if env("SIO_ADMIN") == "auth":  # the Socket.IO admin UI's namespace, with credentials
+    sio.instrument(auth=ADMIN_AUTH, server_stats_interval=0.3)
+elif env("SIO_ADMIN") == "open":  # ... and without
+    sio.instrument(auth=False, server_stats_interval=0.3)
 
 
 def _record_error(where: str) -> None:

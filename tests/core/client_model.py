@@ -48,6 +48,7 @@ from engineio_sansio import (
     ServerConfig,
     SessionClosed,
     SessionState,
+    Stats,
     Transport,
     Upgraded,
 )
@@ -189,12 +190,13 @@ class Hub:
         sids: Iterable[str] | None = None,
         core_sids: bool = False,
         wrap: Callable[[Server], Any] = PublicOnly,
+        stats: Stats | None = None,
     ) -> None:
         if core_sids:  # the core's own unguessable ids
-            core = Server(config)
+            core = Server(config, stats=stats)
         else:  # readable ids: sid1, sid2, ... or the ones given
             it = iter(sids) if sids is not None else (f"sid{i}" for i in itertools.count(1))
-            core = Server(config, sid_generator=lambda: next(it))
+            core = Server(config, sid_generator=lambda: next(it), stats=stats)
         self.server = wrap(core)
         self.config: ServerConfig = self.server.config
         self.now = now

@@ -10,6 +10,7 @@ stream's contract on every event. Runs are bounded (``max_examples``,
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import itertools
@@ -41,6 +42,7 @@ from engineio_sansio import (
     ServerConfig,
     SessionClosed,
     SessionState,
+    Stats,
     Transport,
     Upgraded,
     V4Codec,
@@ -343,7 +345,8 @@ class SessionMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.hub = Hub(MACHINE_CONFIG)
+        self.stats = Stats()
+        self.hub = Hub(MACHINE_CONFIG, stats=self.stats)
         self.client: Client | None = None
         self.clients: list[Client] = []
         self.app_sent: dict[str, list[Any]] = {}
@@ -746,6 +749,22 @@ class SessionMachine(RuleBasedStateMachine):
             assert c.messages == sent[: len(c.messages)], (
                 f"app->client for {c.sid}: client got {c.messages}, app sent {sent}"
             )
+
+    @invariant()
+    def the_counters_agree_with_the_events(self) -> None:
+        """What ``Stats`` counted is what the event stream told the runtime."""
+        snap = self.stats.snapshot()
+        hub = self.hub
+        closed = collections.Counter(r.value for reasons in hub.closed.values() for r in reasons)
+        assert snap.closed == dict(closed)
+        assert snap.upgrades == sum(1 for e in hub.log if type(e) is Upgraded)
+        assert sum(snap.handshakes.values()) == sum(1 for e in hub.log if type(e) is ConnectRequest)
+        delivered = sum(len(v) for v in hub.delivered.values())
+        assert sum(snap.messages_received.values()) == delivered
+        live = collections.Counter(
+            v.transport.value for v in hub.sessions.values() if v.state in (S.OPEN, S.UPGRADING)
+        )
+        assert snap.sessions == {t: live[t] for t in ("polling", "websocket", "webtransport")}
 
     @invariant()
     def one_close_reason_per_closed_session(self) -> None:
