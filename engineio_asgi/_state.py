@@ -6,7 +6,16 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, MutableMapping, Sequence
 
-from engineio_sansio import ConnectRequest, Event, Respond, Server, ServerConfig
+from engineio_sansio import (
+    ConnectRequest,
+    Event,
+    Headers,
+    Request,
+    RequestRefused,
+    Respond,
+    Server,
+    ServerConfig,
+)
 
 if TYPE_CHECKING:
     import anyio
@@ -105,6 +114,9 @@ class RuntimeState:
     _disconnect_takes_reason: bool
     _message_handler: Any
     _message_is_async: bool
+    _allow_request: Callable[..., Any] | None
+    _header_hooks: bool  # an initial_headers or headers handler is registered
+    _refusal_log: dict[tuple[int, Any], list[Any]]  # cause -> [when last logged, not logged since]
 
     if TYPE_CHECKING:  # each is defined by one part and called by others
 
@@ -139,4 +151,18 @@ class RuntimeState:
             raise NotImplementedError
 
         async def _connect(self, ev: ConnectRequest) -> None:
+            raise NotImplementedError
+
+        async def _on_upgraded(self, sid: str) -> None:
+            raise NotImplementedError
+
+        async def _receive_asked(
+            self, request: Request, scope: Scope, receive: Receive, send: Send, websocket: bool
+        ) -> int:
+            raise NotImplementedError
+
+        def _refused(self, ev: RequestRefused) -> None:
+            raise NotImplementedError
+
+        async def _hook_headers(self, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
             raise NotImplementedError
