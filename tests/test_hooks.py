@@ -23,8 +23,8 @@ import engineio
 import httpx
 import pytest
 import websockets
-from websockets.exceptions import InvalidStatus
 from servers import SERVERS, running_server
+from websockets.exceptions import InvalidStatus
 
 from tests.nodeclient import node_available, run_node_client
 
