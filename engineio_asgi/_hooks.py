@@ -12,8 +12,7 @@ import json
 import logging
 from typing import Any
 
-from engineio_sansio import ErrorCode, Headers, Request, RequestRefused
-from engineio_sansio.routing import asks_for_session
+from engineio_sansio import ErrorCode, Headers, Request, RequestRefused, asks_for_session
 
 from ._state import Receive, RuntimeState, Scope, Send
 from .environ import build_environ, request_from_scope

@@ -21,6 +21,7 @@ from .events import (
 )
 from .message import Headers, Request, Response, parse_query
 from .packet import CODECS, Codec, Data, Packet, PacketType, V4Codec
+from .routing import asks_for_session
 from .server import (
     CLIENT_CLOSE_GRACE,
     UNAUTHORIZED_BODY,
@@ -65,5 +66,6 @@ __all__ = [
     "Transport",
     "Upgraded",
     "V4Codec",
+    "asks_for_session",
     "parse_query",
 ]

@@ -85,7 +85,7 @@ class RoutingMixin(CoreState):
         (feed every request's body to :meth:`receive_body`).
 
         ``refuse`` is the application's refusal of a request that
-        :func:`~engineio_sansio.routing.asks_for_session` (python-engineio's
+        :func:`~engineio_sansio.asks_for_session` (python-engineio's
         ``allow_request`` said no), with its message (``""`` for none): a request
         that passes every other check and would open or upgrade a session is
         answered 403 ``{"code": 4, "message": ...}`` instead; other requests

@@ -25,8 +25,8 @@ from engineio_sansio import (
     RequestRefused,
     ServerConfig,
     Transport,
+    asks_for_session,
 )
-from engineio_sansio.routing import asks_for_session
 
 from .client_model import Client, Hub, client_payload, error_json, msg
 
