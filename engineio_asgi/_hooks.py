@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import logging
 from typing import Any
 
 from engineio_sansio import ErrorCode, Headers, Request, RequestRefused, asks_for_session
@@ -130,14 +129,10 @@ class HooksMixin(RuntimeState):
         detail = repr(dict(context))
         if len(detail) > _CONTEXT_LOG_CHARS:
             detail = detail[:_CONTEXT_LOG_CHARS] + "...}"
-        more = (
-            f"; {suppressed} more like it in the last {REFUSAL_LOG_INTERVAL:g} s not logged"
-            if suppressed
-            else ""
-        )
-        level = logging.INFO if ev.code == ErrorCode.FORBIDDEN else logging.WARNING
-        self.logger.log(
-            level,
+        more = f"; {suppressed} more like it since the last line were not logged" if suppressed else ""
+        # (a logger given as an option need not have log(): only the level methods)
+        write = self.logger.info if ev.code == ErrorCode.FORBIDDEN else self.logger.warning
+        write(
             "refused request from %s:%s%s: code %d (%s) %s%s",
             client[0],
             client[1],
