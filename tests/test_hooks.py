@@ -78,10 +78,12 @@ def tagged(extra: str = "") -> tuple[str, str]:
 def test_allow_request_refuses_a_polling_handshake(server: Any, kind: str, deny: str) -> None:
     before = len(seen(server, kind)["connects"])
     tag, query = tagged(f"&deny={deny}")
-    r = httpx.get(f"{server.url}{PATHS[kind]}?EIO=4&transport=polling&{query}", timeout=5)
+    url = f"{server.url}{PATHS[kind]}?EIO=4&transport=polling&{query}"
+    r = httpx.get(url, headers={"Origin": "https://good.example"}, timeout=5)
     message = "no entry" if deny == "raise" else "Forbidden"
     assert r.status_code == 403
     assert r.json() == {"code": 4, "message": message}
+    assert r.headers["access-control-allow-origin"] == "https://good.example"  # the core's CORS rules
     (error,) = wait_for(server, kind, errors_for(tag))
     assert error["code"] == 4 and error["message"] == "Forbidden" and error["remote"] == "127.0.0.1"
     assert error["context"] == ({"message": "no entry"} if deny == "raise" else {})
