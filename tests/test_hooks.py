@@ -116,7 +116,9 @@ def test_python_client_is_refused_and_no_connect_handler_runs(server: Any, kind:
 
     async def scenario(transports: list[str]) -> None:
         client = engineio.AsyncClient()
-        with pytest.raises(engineio.exceptions.ConnectionError):
+        # python-engineio's client closes its HTTP session before it reads the refusal's body:
+        # where the body comes in a write of its own (hypercorn), that read fails with RuntimeError
+        with pytest.raises((engineio.exceptions.ConnectionError, RuntimeError)):
             await client.connect(f"{server.url}?{query}", transports=transports, engineio_path=PATHS[kind])
 
     asyncio.run(scenario(["polling"]))
