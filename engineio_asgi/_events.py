@@ -13,6 +13,7 @@ from engineio_sansio import (
     Data,
     Event,
     MessageReceived,
+    RequestRefused,
     Respond,
     SendFrames,
     SessionClosed,
@@ -48,7 +49,9 @@ class EventsMixin(RuntimeState):
             elif kind is ConnectRequest:
                 await self._connect(ev)  # type: ignore[arg-type]
             elif kind is Upgraded:
-                self._upgraded(ev)  # type: ignore[arg-type]
+                await self._upgraded(ev)  # type: ignore[arg-type]
+            elif kind is RequestRefused:
+                self._refused(ev)  # type: ignore[arg-type]
 
     def _perform_detached(self, events: Sequence[Event]) -> None:
         """Perform events from the timer driver: nothing here may block it."""
@@ -58,6 +61,8 @@ class EventsMixin(RuntimeState):
         for ev in events:
             if type(ev) is Respond:
                 self._deliver(ev)
+            elif type(ev) is RequestRefused:
+                self._refused(ev)  # while its request is still known
             else:
                 backend.spawn_eager(self._perform((ev,)))
 
@@ -77,7 +82,7 @@ class EventsMixin(RuntimeState):
             if conn.sid is not None:
                 self._sessions.pop(conn.sid, None)
 
-    def _upgraded(self, ev: Upgraded) -> None:
+    async def _upgraded(self, ev: Upgraded) -> None:
         rt = self._sessions.get(ev.sid)
         conn = self._ws.get(ev.request_id)
         if rt is not None:
@@ -89,6 +94,7 @@ class EventsMixin(RuntimeState):
         if conn is not None:
             conn.sid = ev.sid
             conn.carrier = True
+        await self._on_upgraded(ev.sid)
 
     # --- websockets ------------------------------------------------------------
 
@@ -97,9 +103,13 @@ class EventsMixin(RuntimeState):
         if conn is None:
             return
         conn.accepted = True
+        headers = ev.headers
+        if self._header_hooks:
+            headers = list(headers)
+            await self._hook_headers(conn.scope, conn.receive, conn.send, headers)
         try:
-            if ev.headers:
-                await conn.send({"type": "websocket.accept", "headers": ev.headers})
+            if headers:
+                await conn.send({"type": "websocket.accept", "headers": headers})
             else:
                 await conn.send({"type": "websocket.accept"})
         except Exception as exc:  # the client is gone already

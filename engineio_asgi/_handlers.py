@@ -142,6 +142,30 @@ class HandlersMixin(RuntimeState):
             more = f" ({left_out} more like it not logged in the last {_ERROR_LOG_INTERVAL:.0f} s)"
         self.logger.exception("sid %s (client %s): %s handler error%s", sid, address, where, more)
 
+    async def _on_upgraded(self, sid: str) -> None:
+        """Session ``sid`` completed its upgrade: the ``upgrade`` handler, like a message handler."""
+        handler = self.handlers.get("upgrade")
+        if handler is None:
+            return
+        if self.async_handlers:
+            rt = self._sessions.get(sid)
+            chain = self._backend.spawn_eager(  # type: ignore[union-attr]
+                self._call_upgrade(handler, sid), rt.chain if rt is not None else None
+            )
+            if rt is not None:
+                rt.chain = chain
+        else:
+            await self._call_upgrade(handler, sid)
+
+    async def _call_upgrade(self, handler: Callable[..., Any], sid: str) -> None:
+        try:
+            rt = self._sessions.get(sid)
+            result = handler(sid, rt.transport if rt is not None else "websocket")
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            self.logger.exception("sid %s: upgrade handler error", sid)
+
     async def _on_closed(self, sid: str, why: str) -> None:
         self.logger.info("sid %s: closed (%s)", sid, why)
         rt = self._sessions.get(sid)

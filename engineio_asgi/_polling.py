@@ -27,13 +27,16 @@ class PollingMixin(RuntimeState):
 
     async def _handle_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         core = self._core
-        rid = core.receive_request(request_from_scope(scope), self._clock())
+        if self._allow_request is None:
+            rid = core.receive_request(request_from_scope(scope), self._clock())
+        else:
+            rid = await self._receive_asked(request_from_scope(scope), scope, receive, send, False)
         events = core.take_events()
         if len(events) == 1:
             response = events[0]
             if type(response) is Respond and response.request_id == rid:
-                # answered at once (a poll with packets waiting, a refusal, a preflight)
-                await self._write_response(scope, send, response)
+                # answered at once (a poll with packets waiting, a preflight)
+                await self._write_response(scope, receive, send, response)
                 return
         pending = self._http[rid] = PendingHTTP(rid, scope, receive, send)
         try:
@@ -45,13 +48,13 @@ class PollingMixin(RuntimeState):
                 if not await self._wait_for_response(pending):
                     return  # the client left first
             if pending.response is not None:
-                await self._write_response(scope, send, pending.response)
+                await self._write_response(scope, receive, send, pending.response)
         finally:
             del self._http[rid]
 
-    async def _write_response(self, scope: Scope, send: Send, response: Respond) -> None:
-        if response.status == 403:
-            self._origin_refused(scope)
+    async def _write_response(self, scope: Scope, receive: Receive, send: Send, response: Respond) -> None:
+        if self._header_hooks and response.status < 400:
+            await self._hook_headers(scope, receive, send, response.headers)
         if access_log.isEnabledFor(_DEBUG):
             access_log.debug(
                 "%s %s %s?%s %d %d",

@@ -6,7 +6,17 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, MutableMapping, Sequence
 
-from engineio_sansio import ConnectRequest, Event, Respond, Server, ServerConfig, Stats
+from engineio_sansio import (
+    ConnectRequest,
+    Event,
+    Headers,
+    Request,
+    RequestRefused,
+    Respond,
+    Server,
+    ServerConfig,
+    Stats,
+)
 
 if TYPE_CHECKING:
     import anyio
@@ -110,6 +120,9 @@ class RuntimeState:
     _disconnect_takes_reason: bool
     _message_handler: Any
     _message_is_async: bool
+    _allow_request: Callable[..., Any] | None
+    _header_hooks: bool  # an initial_headers or headers handler is registered
+    _refusal_log: dict[tuple[int, Any], list[Any]]  # cause -> [when last logged, not logged since]
 
     if TYPE_CHECKING:  # each is defined by one part and called by others
 
@@ -144,6 +157,20 @@ class RuntimeState:
             raise NotImplementedError
 
         async def _connect(self, ev: ConnectRequest) -> None:
+            raise NotImplementedError
+
+        async def _on_upgraded(self, sid: str) -> None:
+            raise NotImplementedError
+
+        async def _receive_asked(
+            self, request: Request, scope: Scope, receive: Receive, send: Send, websocket: bool
+        ) -> int:
+            raise NotImplementedError
+
+        def _refused(self, ev: RequestRefused) -> None:
+            raise NotImplementedError
+
+        async def _hook_headers(self, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
             raise NotImplementedError
 
         def _handler_failed(self, where: str, sid: str) -> None:

@@ -33,7 +33,10 @@ class WebSocketMixin(RuntimeState):
         if message["type"] != "websocket.connect":
             return
         core = self._core
-        rid = core.receive_request(request_from_scope(scope), self._clock(), websocket=True)
+        if self._allow_request is None:
+            rid = core.receive_request(request_from_scope(scope), self._clock(), websocket=True)
+        else:
+            rid = await self._receive_asked(request_from_scope(scope), scope, receive, send, True)
         conn = self._ws[rid] = WSConn(rid, scope, receive, send)
         try:
             events = core.take_events()
@@ -42,8 +45,6 @@ class WebSocketMixin(RuntimeState):
             self._timer_changed()
             refusal = conn.denied
             if isinstance(refusal, Respond):
-                if refusal.status == 403:
-                    self._origin_refused(scope)
                 await _deny(scope, send, refusal)
                 return
             if not conn.accepted or conn.close_code is not None:

@@ -32,6 +32,7 @@ from engineio_sansio.routing import default_sid
 from ._backend import NO_LOOP, Backend, get_backend
 from ._events import EventsMixin
 from ._handlers import HandlersMixin, accepts_args, encode_data, set_json
+from ._hooks import HooksMixin
 from ._polling import PollingMixin
 from ._state import PendingHTTP, Receive, Scope, Send, SessionRT, WSConn
 from ._websocket import WebSocketMixin
@@ -51,6 +52,7 @@ _TIMER_SLACK_MIN = 0.001
 _TIMER_SLACK_MAX = 0.05
 _CLOSE_WAIT = 1.0  # at shutdown, how long clients sent a CLOSE packet get to close their websockets
 _MESSAGE = PacketType.MESSAGE
+_EVENTS = ("connect", "message", "disconnect", "connection_error", "initial_headers", "headers", "upgrade")
 
 
 class reason:  # noqa: N801 - python-engineio's name
@@ -85,7 +87,7 @@ class _SessionContext(AbstractAsyncContextManager):  # type: ignore[type-arg]
         await self.server.save_session(self.sid, self.session)
 
 
-class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, EventsMixin):
+class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, HooksMixin, EventsMixin):
     """An Engine.IO server for ASGI, on asyncio or trio.
 
     The constructor takes python-engineio's options (see the project docs for
@@ -112,6 +114,7 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, EventsMixin):
         async_handlers: bool = True,
         monitor_clients: bool | None = None,
         transports: list[str] | None = None,
+        allow_request: Callable[..., Any] | None = None,
         **kwargs: Any,
     ) -> None:
         _check_api_options(async_mode, logger, json, async_handlers, monitor_clients)
@@ -130,6 +133,7 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, EventsMixin):
             transports=transports,
             monitor_clients=monitor_clients is not False,
             **{k: v for k, v in kwargs.items() if k in _EXTRA_OPTIONS},
+            allow_request=allow_request,
         )
         cfg = self.config
         shortest = min(cfg.ping_interval, cfg.ping_timeout, cfg.upgrade_timeout, cfg.close_timeout)
@@ -147,6 +151,7 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, EventsMixin):
         self.async_handlers = async_handlers
         self.monitor_clients = monitor_clients is not False
         self.transports = list(self.config.transports)
+        self.allow_request = self._allow_request = allow_request
         if json is not None:
             set_json(json)
         if not isinstance(logger, bool):
@@ -161,6 +166,8 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, EventsMixin):
         self._refusal_flood_logged = float("-inf")
         self._warn_unmatchable_origins()
         self.handlers: dict[str, Callable[..., Any]] = {}
+        self._header_hooks = False
+        self._refusal_log: dict[tuple[int, Any], list[Any]] = {}
         self._disconnect_takes_reason = True
         # ids come from generate_id() at each handshake, so a subclass's (or a patched) one is used
         self._stats = Stats()
@@ -184,17 +191,20 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, EventsMixin):
     # --- handlers ------------------------------------------------------------
 
     def on(self, event: str, handler: Callable[..., Any] | None = None) -> Any:
-        """Register a handler for ``connect``, ``message`` or ``disconnect``.
+        """Register a handler for ``connect``, ``message`` or ``disconnect``, or for one of
+        the hooks named as in Node's engine.io: ``connection_error``, ``initial_headers``,
+        ``headers`` and ``upgrade`` (see the API docs for their arguments).
 
         Without ``handler`` this returns a decorator.
         """
-        if event not in ("connect", "message", "disconnect"):
-            raise ValueError(f"invalid event {event!r}")
+        if event not in _EVENTS:
+            raise ValueError(f"invalid event {event!r}; one of {', '.join(_EVENTS)}")
 
         def set_handler(fn: Callable[..., Any]) -> Callable[..., Any]:
             self.handlers[event] = fn
             if event == "disconnect":
                 self._disconnect_takes_reason = accepts_args(fn, 2)
+            self._header_hooks = "headers" in self.handlers or "initial_headers" in self.handlers
             return fn
 
         if handler is None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, MutableMapping, NamedTuple, Sequence
 from engineio_sansio import CLIENT_CLOSE_GRACE, Respond
 
 from ._state import WSConn
-from .environ import request_from_scope
+from .environ import build_environ, request_from_scope
 
 if TYPE_CHECKING:
     from .server import AsyncServer
@@ -319,13 +319,14 @@ class _Session:
         server = listener.server
         core = server._core
         clock = server._clock
-        rid = core.receive_request(request_from_scope(self.scope), clock(), webtransport=True)
+        refuse = None
+        if server._allow_request is not None:  # a CONNECT opens or upgrades a session
+            refuse = await server._ask_allow_request(build_environ(self.scope, self.receive, self.send))
+        rid = core.receive_request(request_from_scope(self.scope), clock(), webtransport=True, refuse=refuse)
         wsconn = WSConn(rid, self.scope, self.receive, self.send)
         server._ws[rid] = wsconn
         try:
             await self._perform(core.take_events(), wsconn)
-            if wsconn.denied is not None and wsconn.denied.status == 403:
-                server._origin_refused(self.scope)
             if wsconn.denied is not None or not wsconn.accepted:
                 return
             # Until the session is known (a new one asked the application, or a probe

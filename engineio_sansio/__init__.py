@@ -13,6 +13,7 @@ from .events import (
     ConnectRequest,
     Event,
     MessageReceived,
+    RequestRefused,
     Respond,
     SendFrames,
     SessionClosed,
@@ -21,6 +22,7 @@ from .events import (
 from .framing import StreamDecoder, encode_stream_frame
 from .message import Headers, Request, Response, parse_query
 from .packet import CODECS, Codec, Data, Packet, PacketType, V4Codec
+from .routing import asks_for_session
 from .server import (
     CLIENT_CLOSE_GRACE,
     UNAUTHORIZED_BODY,
@@ -55,6 +57,7 @@ __all__ = [
     "PacketType",
     "ProtocolError",
     "Request",
+    "RequestRefused",
     "Respond",
     "Response",
     "SendFrames",
@@ -68,6 +71,7 @@ __all__ = [
     "Transport",
     "Upgraded",
     "V4Codec",
+    "asks_for_session",
     "encode_stream_frame",
     "parse_query",
 ]

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from .config import ServerConfig
 from .errors import LocalProtocolError, ProtocolError
-from .events import Event
+from .events import Event, RequestRefused, Respond
+from .http import error_response
 from .session import CloseReason, PendingRequest, Session, WebSocket
 from .stats import Stats
 
@@ -131,6 +132,15 @@ class CoreState:
 
         def _websocket_closed(self, ws: WebSocket, now: float) -> None:
             raise NotImplementedError
+
+    def _refuse(self, rid: int, error: ProtocolError, cors: Headers | None) -> None:
+        """Answer request ``rid`` with ``error``: why (:class:`RequestRefused`), then the response."""
+        context = error.context
+        response = error_response(error, cors, context.get("message"))
+        self._stats.refuse(error.code)
+        events = self._events
+        events.append(RequestRefused(rid, error.code, error.message, context))
+        events.append(Respond(rid, response.status, response.headers, response.body))
 
     def _check_rid(self, rid: int) -> None:
         """A request id the core never issued is the runtime's bug."""

@@ -108,7 +108,7 @@ class ClosingMixin(CoreState):
             # a client trickling its body must not hold the connection once the session is gone
             session.post = None
             del self._requests[post.rid]
-            self._respond_error(post, ProtocolError(ErrorCode.UNKNOWN_SID))
+            self._respond_error(post, ProtocolError(ErrorCode.UNKNOWN_SID, sid=session.sid))
         if session.poll is not None:
             self._answer_poll(session)
 

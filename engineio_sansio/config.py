@@ -191,6 +191,10 @@ class ServerConfig:
     the request (the ASGI layer hands it python-engineio's environ); ``None``: the request."""
     cors_callable_takes_request: bool = field(default=False, init=False, repr=False, compare=False)
     """Derived: a callable ``cors_allowed_origins`` gets ``(origin, request)`` when it takes two arguments."""
+    allow_request: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+    """Asked, sync or async, whether a request that would open or upgrade a session may
+    (the ASGI layer calls it with the environ). The core never calls it: a runtime asks
+    it first and passes a refusal to ``Server.receive_request(refuse=...)``."""
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -214,6 +218,10 @@ class ServerConfig:
         if self.cors_request_adapter is not None and not callable(self.cors_request_adapter):
             raise TypeError(f"cors_request_adapter must be callable, got {self.cors_request_adapter!r}")
         put("cors_callable_takes_request", callable(allowed) and cors_callable_takes_request(allowed))
+        if self.allow_request is not None and not callable(self.allow_request):
+            raise TypeError(
+                f"allow_request must be None or a callable taking the environ, got {self.allow_request!r}"
+            )
 
     @classmethod
     def from_options(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 __all__ = ["ErrorCode", "LocalProtocolError", "ProtocolError"]
 
@@ -33,13 +34,18 @@ class ProtocolError(Exception):
 
     ``code`` is the Engine.IO error code and ``status`` the HTTP status a
     server answers with, so a runtime maps an error to a response without
-    guessing. ``detail`` says what exactly was wrong, for logs.
+    guessing. ``detail`` says what exactly was wrong, for logs. The keyword
+    arguments are the ``context`` of the refusal, as Node's engine.io reports it
+    with its ``connection_error`` event (``sid=...``, ``transport=...``,
+    ``name="TRANSPORT_MISMATCH"``); a ``message`` among them replaces the fixed
+    message in the response body.
     """
 
-    def __init__(self, code: ErrorCode, detail: str = "", status: int = 400) -> None:
+    def __init__(self, code: ErrorCode, detail: str = "", status: int = 400, **context: Any) -> None:
         self.code = code
         self.status = status
         self.detail = detail or _MESSAGES[code]
+        self.context = context
         super().__init__(f"{_MESSAGES[code]}: {self.detail}" if detail else _MESSAGES[code])
 
     @property

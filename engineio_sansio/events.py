@@ -9,8 +9,9 @@ A websocket is named by the id of the request that opened it.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Union
+from typing import Any, Mapping, NamedTuple, Union
 
+from .errors import ErrorCode
 from .message import Headers
 from .packet import Data
 from .session import CloseReason, Transport
@@ -21,6 +22,7 @@ __all__ = [
     "ConnectRequest",
     "Event",
     "MessageReceived",
+    "RequestRefused",
     "Respond",
     "SendFrames",
     "SessionClosed",
@@ -50,6 +52,24 @@ class Respond(NamedTuple):
     status: int
     headers: Headers
     body: bytes
+
+
+class RequestRefused(NamedTuple):
+    """Request ``request_id`` is refused: the :class:`Respond` that follows answers it
+    with an error status and the JSON body ``{"code": code, "message": ...}``.
+
+    Nothing is required of the runtime: it says why, for logs and for the
+    application (Node's engine.io reports it with its ``connection_error`` event,
+    with the same ``code``, ``message`` and ``context``). ``message`` is the fixed
+    text of ``code``; ``context`` holds the facts, such as ``{"sid": ...}`` for an
+    unknown session or ``{"name": "TRANSPORT_MISMATCH", ...}``. It comes only for
+    refusals, never for an answered request.
+    """
+
+    request_id: int
+    code: ErrorCode
+    message: str
+    context: Mapping[str, Any]
 
 
 class AcceptWebSocket(NamedTuple):
@@ -106,6 +126,7 @@ class SessionClosed(NamedTuple):
 
 Event = Union[
     ConnectRequest,
+    RequestRefused,
     Respond,
     AcceptWebSocket,
     SendFrames,

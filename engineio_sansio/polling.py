@@ -6,7 +6,7 @@ from ._names import CLOSE_TYPE, CLOSED, CLOSING, MESSAGE, NOOP, OPEN_TYPE, POLLI
 from ._state import CoreState
 from .errors import ErrorCode, LocalProtocolError, ProtocolError
 from .events import MessageReceived, Respond
-from .http import TEXT_PLAIN, compress_body, error_response
+from .http import TEXT_PLAIN, compress_body
 from .message import Headers
 from .session import INF, CloseReason, PendingRequest, Session
 
@@ -25,7 +25,6 @@ engine.io answers such a GET at its 100 ms upgrade check as well.
 
 _OK_BODY = b"ok"
 _OK_HEADERS: Headers = [(b"content-type", b"text/html")]
-_TOO_LARGE_BODY = b'{"code":3,"message":"Payload too large"}'
 
 
 class PollingMixin(CoreState):
@@ -42,7 +41,9 @@ class PollingMixin(CoreState):
         session = rec.session
         if session.poll is not None:
             self._close(session, CloseReason.TRANSPORT_ERROR, None)
-            self._respond_error(rec, ProtocolError(ErrorCode.BAD_REQUEST, "concurrent poll"))
+            self._respond_error(
+                rec, ProtocolError(ErrorCode.BAD_REQUEST, "concurrent poll", name="CONCURRENT_POLL")
+            )
             return
         if session.state is UPGRADING:
             session.poll_embargo = self._last_now + UPGRADE_POLL_GRACE
@@ -73,7 +74,14 @@ class PollingMixin(CoreState):
             if session.transport is not POLLING:
                 # sent after the client's 5 (see UPGRADE_POLL_GRACE): the session left polling
                 session.noop_pending = False
-                self._respond_error(rec, ProtocolError(ErrorCode.BAD_REQUEST, "session upgraded"))
+                error = ProtocolError(
+                    ErrorCode.BAD_REQUEST,
+                    "session upgraded",
+                    name="TRANSPORT_MISMATCH",
+                    transport="polling",
+                    previousTransport="websocket",
+                )
+                self._respond_error(rec, error)
                 return
         if session.transport is not POLLING or (session.probe is not None and session.probe.probed):
             # upgraded, or the probe answered (the client is leaving polling): the poll
@@ -122,16 +130,16 @@ class PollingMixin(CoreState):
             self._finish(session)
 
     def _respond_error(self, rec: PendingRequest, error: ProtocolError) -> None:
-        response = error_response(error, rec.cors)
-        self._stats.refuse(error.code)
-        self._events.append(Respond(rec.rid, response.status, response.headers, response.body))
+        self._refuse(rec.rid, error, rec.cors)
 
     def _begin_post(self, rec: PendingRequest) -> None:
         """A POST: its body comes through :meth:`receive_body`; a second concurrent one is a 400."""
         session = rec.session
         if session.post is not None:
             self._close(session, CloseReason.TRANSPORT_ERROR, None)
-            self._respond_error(rec, ProtocolError(ErrorCode.BAD_REQUEST, "concurrent post"))
+            self._respond_error(
+                rec, ProtocolError(ErrorCode.BAD_REQUEST, "concurrent post", name="CONCURRENT_POST")
+            )
             return
         length = rec.request.headers.get("content-length")
         if length is not None:
@@ -148,9 +156,14 @@ class PollingMixin(CoreState):
 
     def _too_large(self, rec: PendingRequest) -> None:
         self._stats.too_large += 1
-        headers: Headers = [(b"content-type", b"application/json")]
-        headers.extend(rec.cors)
-        self._events.append(Respond(rec.rid, 413, headers, _TOO_LARGE_BODY))
+        error = ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            "payload too large",
+            413,
+            name="PAYLOAD_TOO_LARGE",
+            message="Payload too large",
+        )
+        self._refuse(rec.rid, error, rec.cors)
 
     def receive_body(self, rid: int, data: bytes, more: bool, now: float) -> None:
         """Part of request ``rid``'s body; ``more`` is False on the last part.
@@ -196,13 +209,13 @@ class PollingMixin(CoreState):
         """
         session = rec.session
         if session.state is CLOSED or session.state is CLOSING:
-            self._respond_error(rec, ProtocolError(ErrorCode.UNKNOWN_SID))
+            self._respond_error(rec, ProtocolError(ErrorCode.UNKNOWN_SID, sid=session.sid))
             return
         try:
             packets = session.codec.decode_payload(body)
         except ProtocolError as exc:
             self._close(session, CloseReason.TRANSPORT_ERROR, now)
-            self._respond_error(rec, exc)
+            self._respond_error(rec, ProtocolError(exc.code, exc.detail, name="BAD_PAYLOAD"))
             return
         events = self._events
         sid = session.sid
@@ -213,7 +226,9 @@ class PollingMixin(CoreState):
                 events.append(MessageReceived(sid, packet.data))  # type: ignore[arg-type]
             elif not self._control(session, packet, now):
                 self._close(session, CloseReason.TRANSPORT_ERROR, now)
-                self._respond_error(rec, ProtocolError(ErrorCode.BAD_REQUEST, "bad packet"))
+                self._respond_error(
+                    rec, ProtocolError(ErrorCode.BAD_REQUEST, "bad packet", name="BAD_PACKET")
+                )
                 return
             if session.closed:
                 break

@@ -11,12 +11,19 @@ from ._state import CoreState
 from .cookie import cookie_header
 from .errors import ErrorCode, LocalProtocolError, ProtocolError
 from .events import AcceptWebSocket, CloseWebSocket, ConnectRequest, Respond
-from .http import cors_headers, error_response
+from .http import cors_headers
 from .message import Headers, Request
 from .packet import CODECS, Codec, Packet
 from .session import CloseReason, PendingRequest, Session, Transport, WebSocket
 
-__all__ = ["CODECS_BY_PARAM", "UNAUTHORIZED_BODY", "WS_CLOSE_NORMAL", "RoutingMixin", "default_sid"]
+__all__ = [
+    "CODECS_BY_PARAM",
+    "UNAUTHORIZED_BODY",
+    "WS_CLOSE_NORMAL",
+    "RoutingMixin",
+    "asks_for_session",
+    "default_sid",
+]
 
 WS_CLOSE_NORMAL = 1000
 UNAUTHORIZED_BODY = b'"Unauthorized"'
@@ -51,17 +58,36 @@ def default_sid() -> str:
     return secrets.token_urlsafe(15)
 
 
+def asks_for_session(request: Request, websocket: bool) -> bool:
+    """Whether ``request`` would open a session (no ``sid``) or upgrade one (a websocket
+    with one): the requests an application may refuse with ``receive_request(refuse=...)``.
+
+    Decided from the request alone, before the core's checks (which may still refuse
+    it); a preflight, a poll and a POST never ask.
+    """
+    if websocket:
+        return True
+    return request.method != "OPTIONS" and "sid" not in request.query
+
+
 class RoutingMixin(CoreState):
     """Every request's way in, and the handshake (open, accept, reject)."""
 
     def receive_request(
-        self, request: Request, now: float, *, websocket: bool = False, webtransport: bool = False
+        self,
+        request: Request,
+        now: float,
+        *,
+        websocket: bool = False,
+        webtransport: bool = False,
+        refuse: str | None = None,
     ) -> int:
         """A request arrived (``websocket``: a websocket handshake; ``webtransport``: a
         WebTransport session's extended CONNECT); returns its id.
 
         What to do with it comes as events: a :class:`~engineio_sansio.Respond`
-        (an error, a preflight, a poll answered at once), a
+        (an error, a preflight, a poll answered at once; an error comes after a
+        :class:`~engineio_sansio.RequestRefused` saying why), a
         :class:`~engineio_sansio.ConnectRequest` (a new session: the application
         decides), an :class:`~engineio_sansio.AcceptWebSocket`, or nothing yet: a
         GET held until there is something to send, a POST waiting for its body
@@ -71,6 +97,13 @@ class RoutingMixin(CoreState):
         by the first bidirectional stream the client opens: feed its bytes to
         :meth:`receive_body` as they come (``more=False`` when the client ends
         it). Its first packet says whether it opens a session or upgrades one.
+
+        ``refuse`` is the application's refusal of a request that
+        :func:`~engineio_sansio.asks_for_session` (python-engineio's
+        ``allow_request`` said no), with its message (``""`` for none): a request
+        that passes every other check and would open or upgrade a session is
+        answered 403 ``{"code": 4, "message": ...}`` instead; other requests
+        are unaffected.
         """
         rid = self._next_rid
         self._next_rid = rid + 1
@@ -79,10 +112,12 @@ class RoutingMixin(CoreState):
         if cors is None:
             # the reason goes in the body (as Node's server does), so a browser's
             # network panel says why; the client sent this origin, it learns nothing new
-            reason = f"origin {request.headers.get('origin', '')[:200]!r} not allowed"
-            response = error_response(ProtocolError(ErrorCode.FORBIDDEN, reason, 403), message=reason)
-            self._stats.refuse(ErrorCode.FORBIDDEN)
-            self._events.append(Respond(rid, response.status, response.headers, response.body))
+            origin = request.headers.get("origin", "")
+            reason = f"origin {origin[:200]!r} not allowed"
+            error = ProtocolError(
+                ErrorCode.FORBIDDEN, reason, 403, name="ORIGIN_NOT_ALLOWED", origin=origin, message=reason
+            )
+            self._refuse(rid, error, None)
             return rid
         try:
             if webtransport:
@@ -90,26 +125,40 @@ class RoutingMixin(CoreState):
             else:
                 kind, session, codec, transport = self._route(request, now, websocket)
         except ProtocolError as exc:
-            response = error_response(exc, cors)
-            self._stats.refuse(exc.code)
-            self._events.append(Respond(rid, response.status, response.headers, response.body))
+            self._refuse(rid, exc, cors)
             return rid
         if kind is _R_POLL:
             self._poll(PendingRequest(rid, session, request, cors))  # type: ignore[arg-type]
         elif kind is _R_POST:
             self._begin_post(PendingRequest(rid, session, request, cors))  # type: ignore[arg-type]
         elif kind is _R_HANDSHAKE:
-            self._open_session(rid, request, cors, codec, transport)
+            if refuse is None:
+                self._open_session(rid, request, cors, codec, transport)
+            else:
+                self._forbid(rid, refuse, cors)
         elif kind is _R_UPGRADE:
-            self._attach_probe(rid, session, now)  # type: ignore[arg-type]
+            if refuse is None:
+                self._attach_probe(rid, session, now)  # type: ignore[arg-type]
+            else:
+                self._forbid(rid, refuse, cors)
         elif kind is _R_PREFLIGHT:
             self._events.append(Respond(rid, 204, list(cors), b""))
         elif kind is _R_STREAM:
-            self._open_stream(rid, request, cors)
+            if refuse is None:
+                self._open_stream(rid, request, cors)
+            else:
+                self._forbid(rid, refuse, cors)
         else:  # Node's engine.io accepts and closes it: a refusal reads as an error, not a close
             self._events.append(AcceptWebSocket(rid, []))
             self._events.append(CloseWebSocket(rid, WS_CLOSE_NORMAL, 0.0))
         return rid
+
+    def _forbid(self, rid: int, message: str, cors: Headers) -> None:
+        """The application refused request ``rid`` (Node's ``allowRequest`` context: the message)."""
+        context = {"message": message} if message else {}
+        self._refuse(
+            rid, ProtocolError(ErrorCode.FORBIDDEN, "refused by the application", 403, **context), cors
+        )
 
     def _route(
         self, request: Request, now: float, websocket: bool
@@ -119,7 +168,9 @@ class RoutingMixin(CoreState):
             return _R_PREFLIGHT, None, CODECS[4], POLLING
         codec = CODECS_BY_PARAM.get(query.get("EIO"))  # type: ignore[arg-type]
         if codec is None:
-            raise ProtocolError(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, "unsupported EIO")
+            raise ProtocolError(
+                ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, "unsupported EIO", protocol=query.get("EIO")
+            )
         name = query.get("transport")
         if name == "polling":
             transport = POLLING
@@ -128,39 +179,59 @@ class RoutingMixin(CoreState):
             transport = WEBSOCKET
             enabled = self._websocket_enabled
         else:
-            raise ProtocolError(ErrorCode.UNKNOWN_TRANSPORT)
+            raise ProtocolError(ErrorCode.UNKNOWN_TRANSPORT, transport=name)
         if not enabled:
-            raise ProtocolError(ErrorCode.UNKNOWN_TRANSPORT, "transport disabled")
+            raise ProtocolError(ErrorCode.UNKNOWN_TRANSPORT, "transport disabled", transport=name)
         if websocket != (transport is WEBSOCKET):
-            raise ProtocolError(ErrorCode.BAD_REQUEST, "transport does not match the request")
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST,
+                "transport does not match the request",
+                name="TRANSPORT_MISMATCH",
+                transport=name,
+            )
         sid = query.get("sid")
         if sid is None:
             if not websocket and request.method != "GET":
-                raise ProtocolError(ErrorCode.BAD_HANDSHAKE_METHOD)
+                raise ProtocolError(ErrorCode.BAD_HANDSHAKE_METHOD, method=request.method)
             return _R_HANDSHAKE, None, codec, transport
         session = self._sessions.get(sid)
         if session is not None and session.heap_deadline <= now:
             self._run_due(session, now)  # a deadline the timer has not reached yet
             self._schedule(session)
         if session is None or session.state is OPENING or session.state is CLOSED:
-            raise ProtocolError(ErrorCode.UNKNOWN_SID)
+            raise ProtocolError(ErrorCode.UNKNOWN_SID, sid=sid)
         if session.codec is not codec:
-            raise ProtocolError(ErrorCode.BAD_REQUEST, "protocol version changed")
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST,
+                "protocol version changed",
+                name="PROTOCOL_MISMATCH",
+                protocol=query.get("EIO"),
+            )
         if websocket:
             if session.transport is not POLLING or session.state is UPGRADING:
                 return _R_IGNORE, session, codec, transport
             if session.state is not OPEN or not self.config.allow_upgrades:
-                raise ProtocolError(ErrorCode.BAD_REQUEST, "upgrade not possible")
+                raise ProtocolError(
+                    ErrorCode.BAD_REQUEST, "upgrade not possible", name="UPGRADE_NOT_POSSIBLE", sid=sid
+                )
             return _R_UPGRADE, session, codec, transport
         if session.transport is not POLLING:
-            raise ProtocolError(ErrorCode.BAD_REQUEST, "session is not on polling")
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST,
+                "session is not on polling",
+                name="TRANSPORT_MISMATCH",
+                transport=name,
+                previousTransport="websocket",
+            )
         if request.method == "GET":
             return _R_POLL, session, codec, transport
         if request.method == "POST":
             if session.state is CLOSING:
-                raise ProtocolError(ErrorCode.UNKNOWN_SID)
+                raise ProtocolError(ErrorCode.UNKNOWN_SID, sid=sid)
             return _R_POST, session, codec, transport
-        raise ProtocolError(ErrorCode.BAD_REQUEST, "method not allowed")
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, "method not allowed", name="METHOD_NOT_ALLOWED", method=request.method
+        )
 
     def _route_stream(self, request: Request) -> tuple[_Kind, Session | None, Codec, Transport]:
         """A WebTransport CONNECT: Engine.IO v4 with the transport enabled (no session yet).

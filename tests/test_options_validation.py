@@ -115,6 +115,9 @@ BAD_OPTIONS: list[tuple[str, dict[str, Any], type[Exception]]] = [
     ("upgrade_timeout", {"upgrade_timeout": None}, TypeError),
     ("close_timeout", {"close_timeout": -1}, ValueError),
     ("close_timeout", {"close_timeout": "5"}, TypeError),
+    # allow_request: None or a callable taking the environ
+    ("allow_request", {"allow_request": True}, TypeError),
+    ("allow_request", {"allow_request": "deny"}, TypeError),
 ]
 
 
@@ -169,6 +172,8 @@ GOOD_OPTIONS: list[dict[str, Any]] = [
     {"async_handlers": False},
     {"monitor_clients": None},
     {"monitor_clients": False},
+    {"allow_request": None},
+    {"allow_request": lambda environ: True},
     {"logger": True},
     {"logger": False},
     {"logger": logging.getLogger("some.app")},

@@ -301,3 +301,31 @@ def test_origin_refused_with_403_and_allowed_origin_accepted() -> None:
         assert served.log == []
 
     run(main())
+
+
+def test_allow_request_refuses_a_connect_with_403_and_no_connect_handler() -> None:
+    """``allow_request`` is asked about a WebTransport CONNECT as about any handshake:
+    a refusal answers the CONNECT 403, tells ``connection_error``, and no session begins."""
+
+    async def main() -> None:
+        asked: list[str] = []
+        errors: list[Any] = []
+
+        async def allow(environ: dict[str, Any]) -> bool:
+            asked.append(environ["REQUEST_METHOD"])
+            return environ.get("HTTP_X_LET_IN") == "yes"
+
+        async with Served(allow_request=allow) as served:
+            served.eio.on("connection_error", errors.append)
+            async with served.client() as client:
+                assert await client.open_session(served.port) == 403
+            async with served.client() as client:
+                status = await client.open_session(served.port, headers=[(b"x-let-in", b"yes")])
+                assert status == 200
+                client.write(encode_stream_frame("0"))
+                assert (await client.packet())[0] == "0"
+            assert asked == ["CONNECT", "CONNECT"]
+            assert [e.code for e in errors] == [4]
+            assert [m[0] for m in served.log if m[0] == "connect"] == ["connect"]  # only the one let in
+
+    run(main())

@@ -90,6 +90,8 @@ class Runtime:
                         self.app.on_disconnect(self, sid, reason.value)
                     case eio.Upgraded(sid):
                         log.info("%s upgraded to websocket", sid)
+                    case eio.RequestRefused(_, code, message, context):  # its Respond follows
+                        log.info("request refused: %d %s %s", code, message, context)
                     case _:  # Respond, AcceptWebSocket, SendFrames, CloseWebSocket: to the connection
                         if event.request_id in self.requests:
                             self.requests[event.request_id][1].send_nowait(event)

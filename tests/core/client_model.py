@@ -5,11 +5,11 @@ hand-advanced ``now``, and is the runtime: it feeds requests, bodies, frames, lo
 connections and write results in, and performs every event the core hands back, in
 order (a ``Respond`` goes to the client that made the request; ``SendFrames`` is
 delivered to the client socket, then ``frames_sent``; ``ConnectRequest`` gets the
-application's decision; ``MessageReceived``, ``Upgraded`` and ``SessionClosed`` are
-recorded). It reaches the core only through its 14 public names (``event_contract.PublicOnly``:
-anything else is an ``AttributeError``), knows about sessions only what the events
-said (:class:`SessionView`), and checks as it goes the contract every runtime relies
-on (``event_contract.EventContract``).
+application's decision; ``MessageReceived``, ``Upgraded``, ``SessionClosed`` and
+``RequestRefused`` are recorded). It reaches the core only through its 14 public names
+(``event_contract.PublicOnly``: anything else is an ``AttributeError``), knows about
+sessions only what the events said (:class:`SessionView`), and checks as it goes the
+contract every runtime relies on (``event_contract.EventContract``).
 
 A :class:`Client` plays an ``engine.io-client``: it does the handshake, polls, posts,
 opens websockets, probes and upgrades. It decodes what it receives with its own small
@@ -41,6 +41,7 @@ from engineio_sansio import (
     Packet,
     PacketType,
     Request,
+    RequestRefused,
     Respond,
     Response,
     SendFrames,
@@ -203,6 +204,7 @@ class Hub:
         self.contract = EventContract()
         self.requests: dict[int, Req] = {}
         self.responses: dict[int, Response] = {}  # every Respond delivered, by request id
+        self.refusals: dict[int, RequestRefused] = {}  # why each refused request was refused
         self.sockets: dict[int, ClientSocket] = {}
         self.sessions: dict[str, SessionView] = {}
         self.delivered: dict[str, list[Data]] = defaultdict(list)  # what the app received
@@ -254,11 +256,16 @@ class Hub:
         body: bytes = b"",
         chunks: Iterable[bytes] | None = None,
         lose_before_end: bool = False,
+        refuse: str | None = None,
     ) -> int:
         """A request arrives; an HTTP one's body is read (``chunks``: in parts; ``[]``:
         not yet, see :meth:`feed`; ``lose_before_end``: the client leaves before the
-        last part). Returns its request id."""
-        rid = self.server.receive_request(request, self.now, websocket=websocket)
+        last part; ``refuse``: the application's ``allow_request`` refused it). Returns
+        its request id."""
+        if refuse is None:
+            rid = self.server.receive_request(request, self.now, websocket=websocket)
+        else:
+            rid = self.server.receive_request(request, self.now, websocket=websocket, refuse=refuse)
         req = self.requests[rid] = Req(rid, request, websocket, owner, tag)
         self.contract.request(rid, request, websocket)
         if websocket:
@@ -450,6 +457,8 @@ class Hub:
                 view.probes.add(sock.rid)
         elif kind is ConnectRequest:
             self._connect(ev)  # type: ignore[arg-type]
+        elif kind is RequestRefused:
+            self.refusals[ev.request_id] = ev  # type: ignore[union-attr,assignment]
         elif kind is Upgraded:
             view = self.sessions[ev.sid]  # type: ignore[union-attr]
             view.transport = Transport.WEBSOCKET

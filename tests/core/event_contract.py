@@ -8,6 +8,7 @@ rule a runtime relies on to need nothing but the event stream (the shared hub in
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any
 
@@ -19,6 +20,7 @@ from engineio_sansio import (
     Event,
     MessageReceived,
     Request,
+    RequestRefused,
     Respond,
     SendFrames,
     SessionClosed,
@@ -83,7 +85,10 @@ class EventContract:
     is answered (``Respond`` or ``AcceptWebSocket``) once, and only after the
     application decided; messages, ``Upgraded`` and ``SessionClosed`` only for a session
     the application accepted, ``SessionClosed`` once. Per sid, at most one GET held at a
-    time. :meth:`finish` checks that everything ended.
+    time. A ``RequestRefused`` is followed at once by its request's ``Respond``, whose
+    status is an error and whose JSON body has the event's code (and the message of
+    its context, if it has one); every error ``Respond`` but the application's 401
+    comes after one. :meth:`finish` checks that everything ended.
     """
 
     def __init__(self) -> None:
@@ -100,6 +105,7 @@ class EventContract:
         self.ended: dict[str, CloseReason] = {}
         self.upgraded: set[str] = set()
         self.gets: dict[str, set[int]] = defaultdict(set)  # GETs on a sid the core has not answered
+        self.refusing: RequestRefused | None = None  # its Respond must be the next event
 
     def fail(self, why: str) -> None:
         raise ContractViolation(why)
@@ -133,6 +139,12 @@ class EventContract:
 
     def on(self, ev: Event) -> None:
         kind = type(ev)
+        refusing = self.refusing
+        if refusing is not None:
+            self.refusing = None
+            self.check_refusal(refusing, ev)
+        elif kind is Respond and ev.status >= 400 and ev.status != 401:  # type: ignore[union-attr]
+            self.fail(f"{ev!r}: an error response without its RequestRefused")
         if kind is MessageReceived or kind is Upgraded or kind is SessionClosed:
             self.on_session_event(ev)
             return
@@ -176,6 +188,10 @@ class EventContract:
             if not frames or not all(type(f) in (str, bytes) for f in frames):
                 self.fail(f"SendFrames without frames, or with frames of another type: {ev!r}")
             self.writing.add(rid)
+        elif kind is RequestRefused:
+            if rid in self.responded or rid in self.accepted_ws:
+                self.fail(f"{ev!r} for a request answered already")
+            self.refusing = ev  # type: ignore[assignment]
         elif kind is CloseWebSocket:
             if rid not in self.accepted_ws:
                 self.fail(f"CloseWebSocket for websocket {rid} before its AcceptWebSocket")
@@ -195,6 +211,17 @@ class EventContract:
             self.fail(f"{ev!r}: the transport does not match the request")
         self.connects[sid] = ev
         self.connect_sid[rid] = sid
+
+    def check_refusal(self, refused: RequestRefused, ev: Event) -> None:
+        if type(ev) is not Respond or ev.request_id != refused.request_id:
+            self.fail(f"{refused!r} is followed by {ev!r}, not by its Respond")
+            return
+        if ev.status < 400:
+            self.fail(f"{refused!r} is answered with status {ev.status}")
+        body = json.loads(ev.body)
+        message = refused.context.get("message", refused.message)
+        if body != {"code": int(refused.code), "message": message}:
+            self.fail(f"{refused!r} is answered with the body {ev.body!r}")
 
     def check_decided(self, rid: int, ev: Event) -> None:
         sid = self.connect_sid.get(rid)
@@ -243,5 +270,7 @@ class EventContract:
                 self.fail(f"websocket {rid} was never closed")
             if ws and rid not in self.accepted_ws and rid not in self.responded:
                 self.fail(f"websocket {rid} was never answered")
+        if self.refusing is not None:
+            self.fail(f"{self.refusing!r} never got its Respond")
         if self.writing:
             self.fail(f"writes never reported done: {sorted(self.writing)}")

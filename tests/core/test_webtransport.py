@@ -24,6 +24,7 @@ from engineio_sansio import (
     MessageReceived,
     ProtocolError,
     Request,
+    RequestRefused,
     Respond,
     SendFrames,
     Server,
@@ -289,7 +290,8 @@ def test_connect_with_the_query_in_order_is_accepted() -> None:
 def test_connect_refused_before_any_stream(config: ServerConfig, query: str) -> None:
     server = Server(config)
     s = Stream(server, query)
-    (resp,) = s.events
+    why, resp = s.events
+    assert isinstance(why, RequestRefused) and why.request_id == s.rid
     assert isinstance(resp, Respond) and resp.status == 400
 
 
