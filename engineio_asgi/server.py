@@ -31,7 +31,8 @@ from .environ import build_environ, request_from_scope
 __all__ = ["AsyncServer", "reason"]
 
 default_logger = logging.getLogger("engineio_asgi.server")
-_EXTRA_OPTIONS = ("upgrade_timeout", "close_timeout", "max_queued_bytes")  # the project's own options
+# the project's own options (allow_eio3: Node's allowEIO3)
+_EXTRA_OPTIONS = ("upgrade_timeout", "close_timeout", "max_queued_bytes", "allow_eio3")
 _LOGGER_METHODS = ("debug", "info", "warning", "error", "exception")
 _REFUSED_ORIGIN_LOG_INTERVAL = 60.0  # seconds before a refused origin is logged again
 _REFUSED_ORIGIN_LOG_LIMIT = 100  # distinct refused origins logged per interval, then one summary line
@@ -138,6 +139,7 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, EventsMixin):
         self.async_handlers = async_handlers
         self.monitor_clients = monitor_clients is not False
         self.transports = list(self.config.transports)
+        self.allow_eio3 = self.config.allow_eio3
         if json is not None:
             set_json(json)
         if not isinstance(logger, bool):

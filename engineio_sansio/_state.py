@@ -16,7 +16,7 @@ from .session import CloseReason, PendingRequest, Session, WebSocket
 
 if TYPE_CHECKING:
     from .message import Headers
-    from .packet import Packet
+    from .packet import Codec, Packet
 
 
 class CoreState:
@@ -34,6 +34,7 @@ class CoreState:
     _seq: Iterator[int]
     _ping_interval: float
     _pong_wait: float
+    _v3_ping_deadline: float
     _max_size: int
     _quarter_size: int
     _last_now: float
@@ -99,7 +100,7 @@ class CoreState:
         def _request_gone(self, rec: PendingRequest) -> None:
             raise NotImplementedError
 
-        def _attach_probe(self, rid: int, session: Session, now: float) -> None:
+        def _attach_probe(self, rid: int, session: Session, now: float, codec: Codec) -> None:
             raise NotImplementedError
 
         def _websocket_closed(self, ws: WebSocket, now: float) -> None:

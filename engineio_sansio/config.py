@@ -189,6 +189,8 @@ class ServerConfig:
     the request (the ASGI layer hands it python-engineio's environ); ``None``: the request."""
     cors_callable_takes_request: bool = field(default=False, init=False, repr=False, compare=False)
     """Derived: a callable ``cors_allowed_origins`` gets ``(origin, request)`` when it takes two arguments."""
+    allow_eio3: bool = False
+    """Also accept Engine.IO v3 clients (``EIO=3``: engine.io-client 3.x); otherwise they get code 5."""
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -203,7 +205,8 @@ class ServerConfig:
         put(
             "compression_threshold", _count("compression_threshold", self.compression_threshold, zero_ok=True)
         )
-        for name in ("allow_upgrades", "http_compression", "cors_credentials", "monitor_clients"):
+        flags = ("allow_upgrades", "http_compression", "cors_credentials", "monitor_clients", "allow_eio3")
+        for name in flags:
             _flag(name, getattr(self, name))
         put("transports", _transports(self.transports))
         put("cookie", _cookie(self.cookie))

@@ -25,6 +25,7 @@ Data = Union[str, bytes]
 """What a message carries: text or binary."""
 
 RECORD_SEPARATOR = "\x1e"
+TEXT_PLAIN = (b"content-type", b"text/plain; charset=UTF-8")
 
 
 class PacketType(enum.IntEnum):
@@ -74,6 +75,10 @@ class Codec(Protocol):
 
     def encode_message_frame(self, data: Data) -> Data:
         """The websocket frame of one message packet (the hot path of every send)."""
+        ...
+
+    def encode_response(self, packets: Sequence[Packet]) -> tuple[tuple[bytes, bytes], bytes]:
+        """A long-polling response: its ``content-type`` header and its body."""
         ...
 
 
@@ -151,6 +156,10 @@ class V4Codec:
             else:
                 parts.append(_DIGITS[p.type] + data)
         return RECORD_SEPARATOR.join(parts).encode("utf-8")
+
+    def encode_response(self, packets: Sequence[Packet]) -> tuple[tuple[bytes, bytes], bytes]:
+        """A GET response: always text (``text/plain; charset=UTF-8``)."""
+        return TEXT_PLAIN, self.encode_payload(packets)
 
 
 CODECS: dict[int, Codec] = {4: V4Codec()}

@@ -15,6 +15,7 @@ from .http import cors_headers, error_response
 from .message import Headers, Request
 from .packet import CODECS, Codec, Packet
 from .session import CloseReason, PendingRequest, Session, Transport, WebSocket
+from .v3 import V3
 
 __all__ = ["CODECS_BY_PARAM", "UNAUTHORIZED_BODY", "WS_CLOSE_NORMAL", "RoutingMixin", "default_sid"]
 
@@ -86,7 +87,7 @@ class RoutingMixin(CoreState):
         elif kind is _R_HANDSHAKE:
             self._open_session(rid, request, cors, codec, transport)
         elif kind is _R_UPGRADE:
-            self._attach_probe(rid, session, now)  # type: ignore[arg-type]
+            self._attach_probe(rid, session, now, codec)  # type: ignore[arg-type]
         elif kind is _R_PREFLIGHT:
             self._events.append(Respond(rid, 204, list(cors), b""))
         else:  # Node's engine.io accepts and closes it: a refusal reads as an error, not a close
@@ -102,7 +103,10 @@ class RoutingMixin(CoreState):
             return _R_PREFLIGHT, None, CODECS[4], POLLING
         codec = CODECS_BY_PARAM.get(query.get("EIO"))  # type: ignore[arg-type]
         if codec is None:
-            raise ProtocolError(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, "unsupported EIO")
+            # as in Node's engine.io, anything but EIO=4 (a missing EIO too) is v3 when it is allowed
+            if not self.config.allow_eio3:
+                raise ProtocolError(ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, "unsupported EIO")
+            codec = V3
         name = query.get("transport")
         if name == "polling":
             transport = POLLING
@@ -120,6 +124,8 @@ class RoutingMixin(CoreState):
         if sid is None:
             if not websocket and request.method != "GET":
                 raise ProtocolError(ErrorCode.BAD_HANDSHAKE_METHOD)
+            if codec is V3:
+                codec = V3.for_request(query, websocket)
             return _R_HANDSHAKE, None, codec, transport
         session = self._sessions.get(sid)
         if session is not None and session.heap_deadline <= now:
@@ -127,13 +133,15 @@ class RoutingMixin(CoreState):
             self._schedule(session)
         if session is None or session.state is OPENING or session.state is CLOSED:
             raise ProtocolError(ErrorCode.UNKNOWN_SID)
-        if session.codec is not codec:
+        if session.codec is not codec and session.codec.version != codec.version:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "protocol version changed")
         if websocket:
             if session.transport is WEBSOCKET or session.state is UPGRADING:
                 return _R_IGNORE, session, codec, transport
             if session.state is not OPEN or not self.config.allow_upgrades:
                 raise ProtocolError(ErrorCode.BAD_REQUEST, "upgrade not possible")
+            if codec is V3:
+                codec = V3.for_request(query, websocket)
             return _R_UPGRADE, session, codec, transport
         if session.transport is not POLLING:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "session is not on polling")
@@ -170,6 +178,10 @@ class RoutingMixin(CoreState):
             "pingTimeout": round(cfg.ping_timeout * 1000),
             "maxPayload": cfg.max_http_buffer_size,
         }
+        if codec.version == 3:
+            # v3 clients ping every pingInterval themselves; the grace goes to the server's deadline
+            handshake["pingInterval"] = round(cfg.ping_interval * 1000)
+            del handshake["maxPayload"]
         session.outbox.append(Packet(OPEN_TYPE, json.dumps(handshake, separators=(",", ":"))))
         if transport is WEBSOCKET:
             ws = session.ws = WebSocket(session, rid, upgraded=True)
@@ -194,7 +206,10 @@ class RoutingMixin(CoreState):
             raise LocalProtocolError(f"accept({sid!r}): the session is {session.state.value}, not opening")
         self._last_now = now
         session.set_state(OPEN)
-        session.next_ping = now + self._ping_interval
+        if session.codec.version == 3:  # the client pings: its first ping is due an interval from now
+            session.pong_deadline = now + self._v3_ping_deadline
+        else:
+            session.next_ping = now + self._ping_interval
         self._schedule(session)
         if session.handshake_lost:  # the client left while the application decided
             self._close(session, CloseReason.TRANSPORT_CLOSE, now)

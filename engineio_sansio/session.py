@@ -94,6 +94,7 @@ class WebSocket:
         "close_grace",
         "close_packet_seen",
         "done",
+        "codec",
     )
 
     def __init__(self, session: Session, rid: int, upgraded: bool) -> None:
@@ -108,6 +109,7 @@ class WebSocket:
         self.close_grace = 0.0
         self.close_packet_seen = False  # a CLOSE packet went either way: the client closes too
         self.done = False
+        self.codec: Codec | None = None  # a probe's: what the session speaks once upgraded
 
     def __repr__(self) -> str:
         role = "transport" if self.upgraded else "probe"

@@ -17,7 +17,7 @@ from ._names import (
 from ._state import CoreState
 from .errors import LocalProtocolError, ProtocolError
 from .events import AcceptWebSocket, CloseWebSocket, MessageReceived, SendFrames, Upgraded
-from .packet import Data, Packet
+from .packet import Codec, Data, Packet
 from .routing import WS_CLOSE_NORMAL
 from .session import INF, CloseReason, Session, WebSocket
 
@@ -141,10 +141,12 @@ class WebSocketMixin(CoreState):
         ws.close_grace = CLIENT_CLOSE_GRACE if ws.close_packet_seen else 0.0
         self._write(ws)
 
-    def _attach_probe(self, rid: int, session: Session, now: float) -> None:
-        """An upgrade websocket arrived for a polling session: it becomes the probe."""
+    def _attach_probe(self, rid: int, session: Session, now: float, codec: Codec) -> None:
+        """An upgrade websocket arrived for a polling session: it becomes the probe, and
+        ``codec`` the session's once the upgrade completes (a v3 client's may differ)."""
         session.set_state(UPGRADING)
         ws = WebSocket(session, rid, upgraded=False)
+        ws.codec = codec
         session.probe = ws
         self._sockets[rid] = ws
         session.upgrade_deadline = now + self.config.upgrade_timeout
@@ -173,6 +175,8 @@ class WebSocketMixin(CoreState):
         ws.upgraded = True
         session.ws = ws
         session.transport = WEBSOCKET
+        if ws.codec is not None:
+            session.codec = ws.codec
         session.set_state(OPEN)
         self._events.append(Upgraded(session.sid, ws.rid))
         if session.poll is not None:
