@@ -170,7 +170,7 @@ def test_garbage_payloads_raise_only_protocol_error(body: bytes) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.binary(), structured.map(lambda s: ("d=" + quote(s)).encode()), st.text().map(str.encode)))
+@given(st.one_of(st.binary(), structured.map(lambda s: f"d={quote(s)}".encode()), st.text().map(str.encode)))
 def test_garbage_jsonp_posts_raise_only_protocol_error(body: bytes) -> None:
     _only_protocol_errors(V3.for_request({"j": "1"}, websocket=False), body)
 

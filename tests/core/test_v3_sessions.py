@@ -145,7 +145,7 @@ def test_lengths_count_utf16_code_units() -> None:
     assert response(hub, get(hub, sid=sid))[2] == "2:4€4:4😀!".encode()
 
 
-@pytest.mark.parametrize("body", ["3:4€", "1:4😀", "2:4😀", "x:4a", "2:4", "", "12345678901:4", "1:9", "2:b2"])
+@pytest.mark.parametrize("body", ["3:4€", "1:4😀", "2:4😀", "x:4a", "2:4", "", "12345678901:4", "1:9", "2:b"])
 def test_a_malformed_text_payload_is_a_400_and_ends_the_session(body: str) -> None:
     hub = Hub(V3_ON)
     sid, _, _ = open_polling(hub)
