@@ -139,7 +139,6 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, EventsMixin):
         self.async_handlers = async_handlers
         self.monitor_clients = monitor_clients is not False
         self.transports = list(self.config.transports)
-        self.allow_eio3 = self.config.allow_eio3
         if json is not None:
             set_json(json)
         if not isinstance(logger, bool):
