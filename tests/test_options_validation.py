@@ -115,6 +115,8 @@ BAD_OPTIONS: list[tuple[str, dict[str, Any], type[Exception]]] = [
     ("upgrade_timeout", {"upgrade_timeout": None}, TypeError),
     ("close_timeout", {"close_timeout": -1}, ValueError),
     ("close_timeout", {"close_timeout": "5"}, TypeError),
+    ("allow_eio3", {"allow_eio3": "yes"}, TypeError),
+    ("allow_eio3", {"allow_eio3": 1}, TypeError),
 ]
 
 
@@ -175,6 +177,7 @@ GOOD_OPTIONS: list[dict[str, Any]] = [
     {"logger": logging.LoggerAdapter(logging.getLogger("some.app"), {})},
     {"max_queued_bytes": 1},
     {"upgrade_timeout": 1, "close_timeout": 0.5},
+    {"allow_eio3": True},
     {"something_python_engineio_might_add": object()},
 ]
 
