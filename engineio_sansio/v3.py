@@ -197,10 +197,7 @@ def _form_payload(body: bytes) -> str:
     (a form field would turn a newline into CRLF); this undoes both.
     """
     try:
-        fields = parse_qs(
-            body.decode("ascii"), keep_blank_values=True, strict_parsing=False, errors="strict",
-            max_num_fields=16,
-        )
+        fields = parse_qs(body.decode("ascii"), keep_blank_values=True, errors="strict", max_num_fields=16)
     except ValueError:  # UnicodeDecodeError, or too many fields
         raise _bad("JSONP body is not a form") from None
     values = fields.get("d")
@@ -232,7 +229,7 @@ class V3Codec:
 
     def for_request(self, query: Mapping[str, str], websocket: bool) -> V3Codec:
         """The codec for a client that opens a session (or upgrades) with this query."""
-        binary = query.get("b64") in (None, "", "0", "false")
+        binary = not query.get("b64")  # any value asks for base64, as in Node's server
         if websocket:
             return _BINARY if binary else _BASE64
         j = query.get("j")
