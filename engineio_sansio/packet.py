@@ -146,6 +146,11 @@ class V4Codec:
 
     def encode_payload(self, packets: Sequence[Packet]) -> bytes:
         """Encode packets for a GET response, binary as ``b`` + base64."""
+        return self.encode_response(packets)[1]
+
+    def encode_response(self, packets: Sequence[Packet]) -> tuple[tuple[bytes, bytes], bytes]:
+        """A GET response: always text (``text/plain; charset=UTF-8``), packets joined by
+        ``\x1e``, binary as ``b`` + base64. (The server calls this one: one call per poll.)"""
         parts = []
         for p in packets:
             data = p.data
@@ -155,11 +160,7 @@ class V4Codec:
                 parts.append(_DIGITS[p.type])
             else:
                 parts.append(_DIGITS[p.type] + data)
-        return RECORD_SEPARATOR.join(parts).encode("utf-8")
-
-    def encode_response(self, packets: Sequence[Packet]) -> tuple[tuple[bytes, bytes], bytes]:
-        """A GET response: always text (``text/plain; charset=UTF-8``)."""
-        return TEXT_PLAIN, self.encode_payload(packets)
+        return TEXT_PLAIN, RECORD_SEPARATOR.join(parts).encode("utf-8")
 
 
 CODECS: dict[int, Codec] = {4: V4Codec()}
