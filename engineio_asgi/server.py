@@ -41,7 +41,8 @@ from .environ import build_environ, request_from_scope
 __all__ = ["AsyncServer", "reason"]
 
 default_logger = logging.getLogger("engineio_asgi.server")
-_EXTRA_OPTIONS = ("upgrade_timeout", "close_timeout", "max_queued_bytes")  # the project's own options
+# the project's own options (allow_eio3: Node's allowEIO3)
+_EXTRA_OPTIONS = ("upgrade_timeout", "close_timeout", "max_queued_bytes", "allow_eio3")
 _LOGGER_METHODS = ("debug", "info", "warning", "error", "exception")
 _REFUSED_ORIGIN_LOG_INTERVAL = 60.0  # seconds before a refused origin is logged again
 _REFUSED_ORIGIN_LOG_LIMIT = 100  # distinct refused origins logged per interval, then one summary line
@@ -219,13 +220,8 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, HooksMixin, Event
 
         An unknown or closed ``sid`` is logged and ignored, as python-engineio does.
         """
-        if type(data) is str:
-            key = "text"
-        elif type(data) is bytes:
-            key = "bytes"
-        else:
+        if type(data) is not str and type(data) is not bytes:
             data = encode_data(data)
-            key = "text" if type(data) is str else "bytes"
         core = self._core
         if not core.send(sid, data):
             why = "session is closing" if sid in self._sessions else "no such session"
@@ -237,13 +233,15 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, HooksMixin, Event
         ev = events[0]
         if len(events) == 1 and type(ev) is SendFrames and len(ev.frames) == 1:
             # The usual case, one frame for an idle websocket, written here rather
-            # than through _perform: three coroutines fewer per message. The frame
-            # is text for text data and bytes for bytes, so `key` holds.
+            # than through _perform: three coroutines fewer per message. (A v3 client
+            # without binary support gets bytes as base64 text: the frame's type decides.)
             rid = ev.request_id
             conn = self._ws.get(rid)
             if conn is not None and not conn.close_sent:
+                frame = ev.frames[0]
+                key = "text" if type(frame) is str else "bytes"
                 try:
-                    await conn.send({"type": "websocket.send", key: ev.frames[0]})
+                    await conn.send({"type": "websocket.send", key: frame})
                 except Exception as exc:
                     self.logger.info("sid %s: websocket write failed (%s)", sid, exc)
                     conn.close_sent = True

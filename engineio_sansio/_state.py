@@ -40,6 +40,7 @@ class CoreState:
     _seq: Iterator[int]
     _ping_interval: float
     _pong_wait: float
+    _v3_ping_deadline: float
     _max_size: int
     _quarter_size: int
     _last_now: float
@@ -107,7 +108,9 @@ class CoreState:
         def _request_gone(self, rec: PendingRequest) -> None:
             raise NotImplementedError
 
-        def _attach_probe(self, rid: int, session: Session, now: float, stream: bool = False) -> None:
+        def _attach_probe(
+            self, rid: int, session: Session, now: float, codec: Codec, stream: bool = False
+        ) -> None:
             raise NotImplementedError
 
         def _open_stream(self, rid: int, request: Request, cors: Headers) -> None:

@@ -195,6 +195,8 @@ class ServerConfig:
     """Asked, sync or async, whether a request that would open or upgrade a session may
     (the ASGI layer calls it with the environ). The core never calls it: a runtime asks
     it first and passes a refusal to ``Server.receive_request(refuse=...)``."""
+    allow_eio3: bool = False
+    """Also accept Engine.IO v3 clients (``EIO=3``: engine.io-client 3.x); otherwise they get code 5."""
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -209,7 +211,8 @@ class ServerConfig:
         put(
             "compression_threshold", _count("compression_threshold", self.compression_threshold, zero_ok=True)
         )
-        for name in ("allow_upgrades", "http_compression", "cors_credentials", "monitor_clients"):
+        flags = ("allow_upgrades", "http_compression", "cors_credentials", "monitor_clients", "allow_eio3")
+        for name in flags:
             _flag(name, getattr(self, name))
         put("transports", _transports(self.transports))
         put("cookie", _cookie(self.cookie))

@@ -26,7 +26,6 @@ __all__ = [
     "parse_query",
 ]
 
-TEXT_PLAIN = (b"content-type", b"text/plain; charset=UTF-8")
 JSON_TYPE = (b"content-type", b"application/json")
 
 

@@ -25,6 +25,7 @@ Data = Union[str, bytes]
 """What a message carries: text or binary."""
 
 RECORD_SEPARATOR = "\x1e"
+TEXT_PLAIN = (b"content-type", b"text/plain; charset=UTF-8")
 
 
 class PacketType(enum.IntEnum):
@@ -74,6 +75,10 @@ class Codec(Protocol):
 
     def encode_message_frame(self, data: Data) -> Data:
         """The websocket frame of one message packet (the hot path of every send)."""
+        ...
+
+    def encode_response(self, packets: Sequence[Packet]) -> tuple[tuple[bytes, bytes], bytes]:
+        """A long-polling response: its ``content-type`` header and its body."""
         ...
 
 
@@ -141,6 +146,11 @@ class V4Codec:
 
     def encode_payload(self, packets: Sequence[Packet]) -> bytes:
         """Encode packets for a GET response, binary as ``b`` + base64."""
+        return self.encode_response(packets)[1]
+
+    def encode_response(self, packets: Sequence[Packet]) -> tuple[tuple[bytes, bytes], bytes]:
+        """A GET response: always text (``text/plain; charset=UTF-8``), packets joined by
+        ``\x1e``, binary as ``b`` + base64. (The server calls this one: one call per poll.)"""
         parts = []
         for p in packets:
             data = p.data
@@ -150,7 +160,7 @@ class V4Codec:
                 parts.append(_DIGITS[p.type])
             else:
                 parts.append(_DIGITS[p.type] + data)
-        return RECORD_SEPARATOR.join(parts).encode("utf-8")
+        return TEXT_PLAIN, RECORD_SEPARATOR.join(parts).encode("utf-8")
 
 
 CODECS: dict[int, Codec] = {4: V4Codec()}

@@ -6,7 +6,7 @@ from ._names import CLOSE_TYPE, CLOSED, CLOSING, MESSAGE, NOOP, OPEN_TYPE, POLLI
 from ._state import CoreState
 from .errors import ErrorCode, LocalProtocolError, ProtocolError
 from .events import MessageReceived, Respond
-from .http import TEXT_PLAIN, compress_body
+from .http import compress_body
 from .message import Headers
 from .session import INF, CloseReason, PendingRequest, Session
 
@@ -88,9 +88,9 @@ class PollingMixin(CoreState):
             # ends with a NOOP; packets wait for the websocket, or the next poll if the
             # upgrade fails
             session.noop_pending = False
-            headers: Headers = [TEXT_PLAIN]
+            content_type, body = session.codec.encode_response([NOOP])
+            headers: Headers = [content_type]
             headers.extend(rec.cors)
-            body = session.codec.encode_payload([NOOP])
             self._stats.polling_bytes_out += len(body)
             self._events.append(Respond(rec.rid, 200, headers, body))
             return
@@ -118,11 +118,11 @@ class PollingMixin(CoreState):
             session.answered_rid = rec.rid
         else:
             packets.append(NOOP)
-        headers: Headers = [TEXT_PLAIN]
+        content_type, body = session.codec.encode_response(packets)
+        headers: Headers = [content_type]
         headers.extend(rec.cors)
         if packets[0].type is OPEN_TYPE:
             headers.extend(self._handshake_headers(session))
-        body = session.codec.encode_payload(packets)
         body = compress_body(self.config, rec.request, body, headers)
         self._stats.polling_bytes_out += len(body)
         self._events.append(Respond(rec.rid, 200, headers, body))

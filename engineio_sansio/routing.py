@@ -15,6 +15,7 @@ from .http import cors_headers
 from .message import Headers, Request
 from .packet import CODECS, Codec, Packet
 from .session import CloseReason, PendingRequest, Session, Transport, WebSocket
+from .v3 import V3
 
 __all__ = [
     "CODECS_BY_PARAM",
@@ -138,7 +139,7 @@ class RoutingMixin(CoreState):
                 self._forbid(rid, refuse, cors)
         elif kind is _R_UPGRADE:
             if refuse is None:
-                self._attach_probe(rid, session, now)  # type: ignore[arg-type]
+                self._attach_probe(rid, session, now, codec)  # type: ignore[arg-type]
             else:
                 self._forbid(rid, refuse, cors)
         elif kind is _R_PREFLIGHT:
@@ -168,9 +169,12 @@ class RoutingMixin(CoreState):
             return _R_PREFLIGHT, None, CODECS[4], POLLING
         codec = CODECS_BY_PARAM.get(query.get("EIO"))  # type: ignore[arg-type]
         if codec is None:
-            raise ProtocolError(
-                ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, "unsupported EIO", protocol=query.get("EIO")
-            )
+            # as in Node's engine.io, anything but EIO=4 (a missing EIO too) is v3 when it is allowed
+            if not self.config.allow_eio3:
+                raise ProtocolError(
+                    ErrorCode.UNSUPPORTED_PROTOCOL_VERSION, "unsupported EIO", protocol=query.get("EIO")
+                )
+            codec = V3
         name = query.get("transport")
         if name == "polling":
             transport = POLLING
@@ -193,6 +197,8 @@ class RoutingMixin(CoreState):
         if sid is None:
             if not websocket and request.method != "GET":
                 raise ProtocolError(ErrorCode.BAD_HANDSHAKE_METHOD, method=request.method)
+            if codec is V3:
+                codec = V3.for_request(query, websocket)
             return _R_HANDSHAKE, None, codec, transport
         session = self._sessions.get(sid)
         if session is not None and session.heap_deadline <= now:
@@ -200,7 +206,7 @@ class RoutingMixin(CoreState):
             self._schedule(session)
         if session is None or session.state is OPENING or session.state is CLOSED:
             raise ProtocolError(ErrorCode.UNKNOWN_SID, sid=sid)
-        if session.codec is not codec:
+        if session.codec is not codec and session.codec.version != codec.version:
             raise ProtocolError(
                 ErrorCode.BAD_REQUEST,
                 "protocol version changed",
@@ -214,6 +220,8 @@ class RoutingMixin(CoreState):
                 raise ProtocolError(
                     ErrorCode.BAD_REQUEST, "upgrade not possible", name="UPGRADE_NOT_POSSIBLE", sid=sid
                 )
+            if codec is V3:
+                codec = V3.for_request(query, websocket)
             return _R_UPGRADE, session, codec, transport
         if session.transport is not POLLING:
             raise ProtocolError(
@@ -274,6 +282,10 @@ class RoutingMixin(CoreState):
             "pingTimeout": round(cfg.ping_timeout * 1000),
             "maxPayload": cfg.max_http_buffer_size,
         }
+        if codec.version == 3:
+            # v3 clients ping every pingInterval themselves; the grace goes to the server's deadline
+            handshake["pingInterval"] = round(cfg.ping_interval * 1000)
+            del handshake["maxPayload"]
         session.outbox.append(Packet(OPEN_TYPE, json.dumps(handshake, separators=(",", ":"))))
         if transport is not POLLING:
             ws = session.ws = WebSocket(session, rid, upgraded=True, stream=transport is WEBTRANSPORT)
@@ -301,7 +313,10 @@ class RoutingMixin(CoreState):
             raise LocalProtocolError(f"accept({sid!r}): the session is {session.state.value}, not opening")
         self._last_now = now
         session.set_state(OPEN)
-        session.next_ping = now + self._ping_interval
+        if session.codec.version == 3:  # the client pings: its first ping is due an interval from now
+            session.pong_deadline = now + self._v3_ping_deadline
+        else:
+            session.next_ping = now + self._ping_interval
         self._schedule(session)
         if session.handshake_lost:  # the client left while the application decided
             self._close(session, CloseReason.TRANSPORT_CLOSE, now)

@@ -94,6 +94,8 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
         self._seq = itertools.count()
         self._ping_interval = self.config.ping_interval
         self._pong_wait = self.config.ping_timeout
+        # v3: the client pings; the session ends this long after its last ping
+        self._v3_ping_deadline = self.config.ping_interval + self.config.ping_interval_grace + self._pong_wait
         self._max_size = self.config.max_http_buffer_size
         self._quarter_size = self._max_size // 4  # a str this long is within the limit in UTF-8
         self._last_now = 0.0
@@ -267,6 +269,8 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
     def _control(self, session: Session, packet: Packet, now: float) -> bool:
         """Handle a non-message packet from the client; False if it has no place here."""
         t = packet.type
+        if session.codec.version == 3:
+            return self._control_v3(session, packet, now)
         if t is PONG_TYPE:
             if session.next_ping == INF and (session.state is OPEN or session.state is UPGRADING):
                 # a ping is outstanding: the next one is due an interval from now
@@ -287,6 +291,21 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
                 self._queue(session, Packet(PONG_TYPE, packet.data))
             return True
         return t is NOOP_TYPE  # OPEN or UPGRADE from a client have no place here
+
+    def _control_v3(self, session: Session, packet: Packet, now: float) -> bool:
+        """:meth:`_control` for a v3 client: it pings, the server answers; a pong has no place."""
+        t = packet.type
+        if t is PING_TYPE:
+            if not session.closed:
+                if self.config.monitor_clients:
+                    session.pong_deadline = now + self._v3_ping_deadline
+                    self._schedule(session)
+                self._queue(session, Packet(PONG_TYPE, packet.data))
+            return True
+        if t is CLOSE_TYPE:
+            self._close(session, CloseReason.CLIENT_DISCONNECT, now)
+            return True
+        return t is NOOP_TYPE
 
 
 _new_event = tuple.__new__

@@ -99,6 +99,7 @@ class WebSocket:
         "close_packet_seen",
         "done",
         "stream",
+        "codec",
     )
 
     def __init__(self, session: Session, rid: int, upgraded: bool, stream: bool = False) -> None:
@@ -114,6 +115,7 @@ class WebSocket:
         self.close_packet_seen = False  # a CLOSE packet went either way: the client closes too
         self.done = False
         self.stream = stream  # a WebTransport stream: frames go out framed, as bytes
+        self.codec: Codec | None = None  # a probe's: what the session speaks once upgraded
 
     def __repr__(self) -> str:
         role = "transport" if self.upgraded else "probe"

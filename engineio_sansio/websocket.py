@@ -24,7 +24,7 @@ from ._state import CoreState
 from .errors import LocalProtocolError, ProtocolError
 from .events import AcceptWebSocket, CloseWebSocket, MessageReceived, SendFrames, Upgraded
 from .framing import encode_stream_frame
-from .packet import Data, Packet
+from .packet import Codec, Data, Packet
 from .routing import WS_CLOSE_NORMAL
 from .session import INF, CloseReason, Session, WebSocket
 
@@ -157,11 +157,15 @@ class WebSocketMixin(CoreState):
         ws.close_grace = CLIENT_CLOSE_GRACE if ws.close_packet_seen else 0.0
         self._write(ws)
 
-    def _attach_probe(self, rid: int, session: Session, now: float, stream: bool = False) -> None:
-        """An upgrade websocket (or WebTransport ``stream``) arrived for a polling
-        session: it becomes the probe."""
+    def _attach_probe(
+        self, rid: int, session: Session, now: float, codec: Codec, stream: bool = False
+    ) -> None:
+        """An upgrade websocket (or WebTransport ``stream``) arrived for a polling session:
+        it becomes the probe, and ``codec`` the session's once the upgrade completes (a v3
+        client's may differ)."""
         session.set_state(UPGRADING)
         ws = WebSocket(session, rid, upgraded=False, stream=stream)
+        ws.codec = codec
         session.probe = ws
         self._sockets[rid] = ws
         session.upgrade_deadline = now + self.config.upgrade_timeout
@@ -191,6 +195,8 @@ class WebSocketMixin(CoreState):
         ws.upgraded = True
         session.ws = ws
         session.transport = WEBTRANSPORT if ws.stream else WEBSOCKET
+        if ws.codec is not None:
+            session.codec = ws.codec
         session.set_state(OPEN)
         self._stats.upgrades += 1
         self._events.append(Upgraded(session.sid, ws.rid))

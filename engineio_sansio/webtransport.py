@@ -95,7 +95,7 @@ class WebTransportMixin(CoreState):
         if session.state is not OPEN or not self.config.allow_upgrades or session.codec is not _V4:
             self._stream_failed(rid, _CLOSE_PROTOCOL, now)
             return
-        self._attach_probe(rid, session, now, stream=True)
+        self._attach_probe(rid, session, now, session.codec, stream=True)
 
     def _stream_failed(self, rid: int, code: int, now: float) -> None:
         """Stream ``rid`` ends: malformed (1002), too large (1009), or ended by the client (1000)."""

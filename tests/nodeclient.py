@@ -18,6 +18,7 @@ import subprocess
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIENT_SCRIPT = os.path.join(REPO_ROOT, "tests", "node", "eio_client.js")
+V3_CLIENT_SCRIPT = os.path.join(REPO_ROOT, "tests", "node", "eio3_client.js")  # engine.io-client 3.5
 NODE_MODULES = os.path.join(REPO_ROOT, "node_modules")
 
 # Options that the Node client accepts several times.
@@ -57,8 +58,8 @@ def _format_value(value):
     return str(value)
 
 
-def build_args(url, scenario, opts):
-    args = [node_executable() or "node", CLIENT_SCRIPT, url, scenario]
+def build_args(url, scenario, opts, script=CLIENT_SCRIPT):
+    args = [node_executable() or "node", script, url, scenario]
     for name, value in opts.items():
         if value is None:
             continue
@@ -70,8 +71,11 @@ def build_args(url, scenario, opts):
     return args
 
 
-def run_node_client(url, scenario, *, timeout=DEFAULT_TIMEOUT, check=True, **opts):
+def run_node_client(url, scenario, *, timeout=DEFAULT_TIMEOUT, check=True, script=CLIENT_SCRIPT, **opts):
     """Run one scenario of the Node client against ``url`` and return its report.
+
+    ``script`` is the client: :data:`CLIENT_SCRIPT` (engine.io-client 6) or
+    :data:`V3_CLIENT_SCRIPT` (engine.io-client 3.5, Engine.IO v3).
 
     ``timeout`` (seconds) is the client's hard timeout for the scenario; the
     subprocess itself is killed if it has not exited ``_EXTRA_GRACE`` seconds
@@ -85,7 +89,7 @@ def run_node_client(url, scenario, *, timeout=DEFAULT_TIMEOUT, check=True, **opt
         raise NodeClientError("node or the npm dependencies are missing (run `npm ci`)")
     opts = dict(opts)
     opts["timeout"] = int(timeout * 1000)
-    args = build_args(url, scenario, opts)
+    args = build_args(url, scenario, opts, script)
     try:
         proc = subprocess.run(
             args,

@@ -118,6 +118,8 @@ BAD_OPTIONS: list[tuple[str, dict[str, Any], type[Exception]]] = [
     # allow_request: None or a callable taking the environ
     ("allow_request", {"allow_request": True}, TypeError),
     ("allow_request", {"allow_request": "deny"}, TypeError),
+    ("allow_eio3", {"allow_eio3": "yes"}, TypeError),
+    ("allow_eio3", {"allow_eio3": 1}, TypeError),
 ]
 
 
@@ -180,6 +182,7 @@ GOOD_OPTIONS: list[dict[str, Any]] = [
     {"logger": logging.LoggerAdapter(logging.getLogger("some.app"), {})},
     {"max_queued_bytes": 1},
     {"upgrade_timeout": 1, "close_timeout": 0.5},
+    {"allow_eio3": True},
     {"something_python_engineio_might_add": object()},
 ]
 

@@ -7,6 +7,8 @@ Configuration (environment variables, read at import time):
     imports :mod:`engineio`. Both expose the same ``AsyncServer``/``ASGIApp``.
 ``EIO_PING_INTERVAL`` / ``EIO_PING_TIMEOUT``
     Heartbeat settings in seconds (floats). Defaults: 25 and 20.
+``EIO_ALLOW_EIO3``
+    ``1``: pass ``allow_eio3=True`` (Engine.IO v3 clients too).
 ``EIO_EVENT_LOG``
     Optional path. When set, every connect, message and disconnect is
     appended to it as one JSON line, so tests can check what the server saw
@@ -34,6 +36,7 @@ eio_module = importlib.import_module(IMPLS[IMPL])
 PING_INTERVAL = float(os.environ.get("EIO_PING_INTERVAL", "25"))
 PING_TIMEOUT = float(os.environ.get("EIO_PING_TIMEOUT", "20"))
 EVENT_LOG = os.environ.get("EIO_EVENT_LOG") or None
+ALLOW_EIO3 = os.environ.get("EIO_ALLOW_EIO3") == "1"
 
 CLOSE_COMMAND = "close-me"
 
@@ -42,6 +45,7 @@ eio = eio_module.AsyncServer(
     ping_interval=PING_INTERVAL,
     ping_timeout=PING_TIMEOUT,
     cors_allowed_origins="*",
+    **({"allow_eio3": True} if ALLOW_EIO3 else {}),
 )
 app = eio_module.ASGIApp(eio)
 

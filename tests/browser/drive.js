@@ -11,6 +11,9 @@
 //   node tests/browser/drive.js cors PAGE_URL REFUSED_URL ALLOWED_URL SCREENSHOT
 //       Opens PAGE_URL (another origin) and, from it, connects to REFUSED_URL (over
 //       polling, then websocket only) and to ALLOWED_URL; reports what happened.
+//   node tests/browser/drive.js v3 URL SCREENSHOT
+//       Opens tests/browser/v3.html (served by tests/apps/v3_browser_app.py at URL) and runs
+//       the engine.io-client 3.x bundle over XHR polling, JSONP, websocket and the upgrade.
 //
 // Every step line and the final report are single JSON lines on stdout; the final
 // one has "ok". Each wait is bounded; the whole run has a hard limit (HARD_LIMIT_MS).
@@ -193,13 +196,42 @@ async function cors(pageUrl, refusedUrl, allowedUrl, screenshot) {
   };
 }
 
+// The engine.io-client 3.x bundle (tests/browser/v3.html) against an allow_eio3 server:
+// XHR polling (binary in XHR2 payloads), JSONP forced, websocket only, and the upgrade.
+// Reports each run and, per mode, the content types of the Engine.IO GET responses.
+async function v3(url, screenshot) {
+  const context = await launch();
+  const page = await context.newPage();
+  const seen = watchEngineIO(page);
+  const responses = [];
+  page.on("response", (r) => {
+    if (r.url().includes("/engine.io/") && r.request().method() === "GET") {
+      responses.push({ url: r.url(), status: r.status(), type: r.headers()["content-type"] || null });
+    }
+  });
+  await page.goto(url, { timeout: STEP_MS });
+  const modes = {
+    polling: { transports: ["polling"] },
+    jsonp: { transports: ["polling"], forceJSONP: true },
+    websocket: { transports: ["websocket"] },
+    upgrade: { transports: ["polling", "websocket"], waitUpgrade: true },
+  };
+  const runs = {};
+  for (const [name, options] of Object.entries(modes)) {
+    runs[name] = await page.evaluate(([n, o]) => window.runV3(n, o, 8000), [name, options]);
+  }
+  await page.screenshot({ path: screenshot, fullPage: true });
+  return { runs, responses, log: (await logText(page)).split("\n"), ...seen };
+}
+
 (async () => {
   const [scenario, ...rest] = process.argv.slice(2);
   let result;
   if (scenario === "demo" && rest.length === 2) result = await demo(...rest);
   else if (scenario === "cors" && rest.length === 4) result = await cors(...rest);
+  else if (scenario === "v3" && rest.length === 2) result = await v3(...rest);
   else {
-    await finish({ ok: false, error: "usage: drive.js demo URL SCREENSHOT | cors PAGE REFUSED ALLOWED SCREENSHOT" }, 3);
+    await finish({ ok: false, error: "usage: drive.js demo URL SCREENSHOT | cors PAGE REFUSED ALLOWED SCREENSHOT | v3 URL SCREENSHOT" }, 3);
     return;
   }
   await finish({ ok: true, scenario, ...result }, 0);
