@@ -18,7 +18,8 @@ __all__ = ["HandlersMixin", "accepts_args", "encode_data", "maybe_json", "set_js
 _json: Any = _stdlib_json
 """The process-wide JSON module (python-engineio's ``json`` option)."""
 
-_ERROR_LOG_INTERVAL = 60.0  # seconds before a handler error of the same cause is logged again
+_ERROR_LOG_INTERVAL = 60.0  # the window in which a cause's lines are counted
+_ERROR_LOG_BURST = 5  # lines logged per cause and window; more are counted, not logged
 _ERROR_CAUSES_KEPT = 1000  # causes remembered at most (then the oldest are forgotten)
 JSON_START = frozenset('{["tfnNI- \t\r\n')  # first characters JSON text can start with (not digits)
 
@@ -119,22 +120,28 @@ class HandlersMixin(RuntimeState):
     def _handler_failed(self, where: str, sid: str) -> None:
         """Log the handler exception being handled, with the sid and the client's address.
 
-        Once per cause (handler, exception type, the line that raised it) and
-        interval: a handler failing for every message does not flood the log;
-        the next line logged for that cause says how many were left out.
+        At most ``_ERROR_LOG_BURST`` lines per cause (handler, exception type, the
+        line that raised it) and ``_ERROR_LOG_INTERVAL``: a handler failing for
+        every message does not flood the log, and a few sessions failing the same
+        way are each named; the next line logged for that cause says how many
+        were left out.
         """
         exc = sys.exc_info()[1]
         cause = _cause(where, exc)
         now = self._clock()
         seen = self._handler_errors
-        record = seen.get(cause)
+        record = seen.get(cause)  # [window start, lines logged in it, lines left out]
         if record is not None and now - record[0] < _ERROR_LOG_INTERVAL:
+            if record[1] >= _ERROR_LOG_BURST:
+                record[2] += 1
+                return
             record[1] += 1
-            return
-        left_out = record[1] if record is not None else 0
-        if record is None and len(seen) >= _ERROR_CAUSES_KEPT:
-            del seen[next(iter(seen))]
-        seen[cause] = [now, 0]
+            left_out = 0
+        else:
+            left_out = record[2] if record is not None else 0
+            if record is None and len(seen) >= _ERROR_CAUSES_KEPT:
+                del seen[next(iter(seen))]
+            seen[cause] = [now, 1, 0]
         rt = self._sessions.get(sid)
         address = rt.address if rt is not None and rt.address else "unknown"
         more = ""

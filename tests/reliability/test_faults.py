@@ -192,6 +192,11 @@ def count(text: str, needle: str) -> int:
     return text.count(needle)
 
 
+def handler_errors(log: str, sid: str, where: str) -> int:
+    """Lines logging a ``where`` handler's exception for ``sid`` (with the client's address)."""
+    return len(re.findall(rf"sid {re.escape(sid)} \(client [^)]*\): {where} handler error", log))
+
+
 def test_exception_in_message_handler_is_logged_once_and_the_session_survives(server: Any) -> None:
     url = server.url
     with Healthy(url):
@@ -203,10 +208,10 @@ def test_exception_in_message_handler_is_logged_once_and_the_session_survives(se
         p.echo("after boom")
         still_open(url, s.sid)
         still_open(url, p.sid)
-        wait_until(lambda: f"sid {p.sid}: message handler error" in server.stderr_text(), 5, "error logged")
+        wait_until(lambda: handler_errors(server.stderr_text(), p.sid, "message"), 5, "error logged")
         log = server.stderr_text()
         for sid in (s.sid, p.sid):
-            assert count(log, f"sid {sid}: message handler error") == 1, log[-3000:]
+            assert handler_errors(log, sid, "message") == 1, log[-3000:]
         assert count(log, "RuntimeError: message handler failure requested by the test") >= 2
 
 
@@ -228,7 +233,7 @@ def test_exception_in_connect_handler_rejects_with_401_and_is_logged_once(server
         assert len(lines) == 2, lines
         sids = []
         for ln in lines:
-            found = re.search(r"sid ([A-Za-z0-9_-]{20}): connect handler error", ln)
+            found = re.search(r"sid ([A-Za-z0-9_-]{20}) \(client [^)]*\): connect handler error", ln)
             assert found, ln
             sids.append(found.group(1))
         assert count(log, "RuntimeError: connect handler failure requested by the test") == 2
@@ -253,9 +258,9 @@ def test_exception_in_disconnect_handler_is_logged_once_and_the_server_survives(
         closed_with(url, p.sid, ("server disconnect",))
         for sid in (s.sid, p.sid):
             wait_until(
-                lambda sid=sid: f"sid {sid}: disconnect handler error" in server.stderr_text(), 5, "log"
+                lambda sid=sid: handler_errors(server.stderr_text(), sid, "disconnect") == 1, 5, "log"
             )
-            assert count(server.stderr_text(), f"sid {sid}: disconnect handler error") == 1
+            assert handler_errors(server.stderr_text(), sid, "disconnect") == 1
         WSSession(url).echo("server fine")
 
 
@@ -320,7 +325,7 @@ def test_send_to_a_closed_or_unknown_sid_warns_and_raises_nothing(server: Any) -
         log = server.stderr_text()
         assert count(log, f"cannot send to sid {gone.sid}") == 1, log[-2000:]
         assert count(log, "cannot send to sid no-such-sid") == 1
-        assert count(log, f"sid {s.sid}: message handler error") == 0
+        assert handler_errors(log, s.sid, "message") == 0
 
 
 def sync_text(server: Any) -> str:
