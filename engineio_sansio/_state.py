@@ -38,6 +38,7 @@ class CoreState:
     _quarter_size: int
     _last_now: float
     _polling_enabled: bool
+    _open_parts: tuple[tuple[str, str], tuple[str, str]]
     _websocket_enabled: bool
 
     if TYPE_CHECKING:  # each is defined by one part and called by others

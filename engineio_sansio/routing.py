@@ -8,6 +8,7 @@ import secrets
 
 from ._names import CLOSED, CLOSING, OPEN, OPEN_TYPE, OPENING, POLLING, UPGRADING, WEBSOCKET
 from ._state import CoreState
+from .config import ServerConfig
 from .cookie import cookie_header
 from .errors import ErrorCode, LocalProtocolError, ProtocolError
 from .events import AcceptWebSocket, CloseWebSocket, ConnectRequest, Respond
@@ -16,7 +17,14 @@ from .message import Headers, Request
 from .packet import CODECS, Codec, Packet
 from .session import CloseReason, PendingRequest, Session, Transport, WebSocket
 
-__all__ = ["CODECS_BY_PARAM", "UNAUTHORIZED_BODY", "WS_CLOSE_NORMAL", "RoutingMixin", "default_sid"]
+__all__ = [
+    "CODECS_BY_PARAM",
+    "UNAUTHORIZED_BODY",
+    "WS_CLOSE_NORMAL",
+    "RoutingMixin",
+    "default_sid",
+    "open_packet_parts",
+]
 
 WS_CLOSE_NORMAL = 1000
 UNAUTHORIZED_BODY = b'"Unauthorized"'
@@ -47,6 +55,25 @@ _R_IGNORE = _Kind.IGNORE
 def default_sid() -> str:
     """An unguessable session id: 120 random bits, URL-safe."""
     return secrets.token_urlsafe(15)
+
+
+def open_packet_parts(cfg: ServerConfig) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The OPEN packet's JSON before and after the session id, for polling and websocket
+    handshakes: the same for every session, so it is written once."""
+
+    def parts(upgrades: list[str]) -> tuple[str, str]:
+        handshake = {
+            "sid": "\0",
+            "upgrades": upgrades,
+            # the grace period is advertised, so clients wait that much longer for a ping
+            "pingInterval": round((cfg.ping_interval + cfg.ping_interval_grace) * 1000),
+            "pingTimeout": round(cfg.ping_timeout * 1000),
+            "maxPayload": cfg.max_http_buffer_size,
+        }
+        before, _, after = json.dumps(handshake, separators=(",", ":")).partition('"\\u0000"')
+        return before, after
+
+    return parts(cfg.upgrades_offered), parts([])
 
 
 class RoutingMixin(CoreState):
@@ -161,16 +188,10 @@ class RoutingMixin(CoreState):
         else:
             raise RuntimeError("the session id generator keeps repeating ids")
         session = Session(sid, codec, transport)
-        cfg = self.config
-        handshake = {
-            "sid": sid,
-            "upgrades": cfg.upgrades_offered if transport is POLLING else [],
-            # the grace period is advertised, so clients wait that much longer for a ping
-            "pingInterval": round((cfg.ping_interval + cfg.ping_interval_grace) * 1000),
-            "pingTimeout": round(cfg.ping_timeout * 1000),
-            "maxPayload": cfg.max_http_buffer_size,
-        }
-        session.outbox.append(Packet(OPEN_TYPE, json.dumps(handshake, separators=(",", ":"))))
+        before, after = self._open_parts[transport is WEBSOCKET]
+        plain = sid.isascii() and sid.isprintable() and '"' not in sid and "\\" not in sid
+        quoted = '"' + sid + '"' if plain else json.dumps(sid)  # JSON text of the id
+        session.outbox.append(Packet(OPEN_TYPE, before + quoted + after))
         if transport is WEBSOCKET:
             ws = session.ws = WebSocket(session, rid, upgraded=True)
             ws.busy = True  # nothing is written before the handshake is accepted

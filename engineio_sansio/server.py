@@ -35,7 +35,7 @@ from .config import ServerConfig
 from .events import Event, SendFrames
 from .packet import Data, Packet
 from .polling import UPGRADE_POLL_GRACE, PollingMixin
-from .routing import UNAUTHORIZED_BODY, RoutingMixin, default_sid
+from .routing import UNAUTHORIZED_BODY, RoutingMixin, default_sid, open_packet_parts
 from .session import INF, CloseReason, PendingRequest, Session, WebSocket
 from .websocket import (
     CLIENT_CLOSE_GRACE,
@@ -88,6 +88,7 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, ClosingMixin):
         self._last_now = 0.0
         self._polling_enabled = "polling" in self.config.transports
         self._websocket_enabled = "websocket" in self.config.transports
+        self._open_parts = open_packet_parts(self.config)  # indexed by "a websocket handshake"
 
     # --- events and time ---------------------------------------------------
 

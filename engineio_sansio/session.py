@@ -56,6 +56,10 @@ class SessionState(enum.Enum):
     """Closed for the application; a CLOSE packet waits for a poll to carry it."""
     CLOSED = "closed"
 
+    # Members are singletons compared by identity: hash them as objects. (Enum's own
+    # __hash__ is a Python-level call on 3.11, and every state change makes two.)
+    __hash__ = object.__hash__
+
 
 S = SessionState
 TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
