@@ -170,6 +170,11 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, ClosingMixin):
             return  # answered, or reported already
         ws.busy = False
         self._websocket_closed(ws, now)
+        session = ws.session
+        if session.state is CLOSED and session.ws is ws:
+            # the session and its websocket point at each other: both are done, so
+            # break the cycle rather than leave it to the garbage collector
+            session.ws = None
 
     def send_failed(self, rid: int, now: float) -> None:
         """Writing to request ``rid`` failed (a response, or a websocket's frames).
