@@ -6,7 +6,7 @@ import inspect
 import json as _stdlib_json
 from typing import Any, Callable
 
-from engineio_sansio import ConnectRequest
+from engineio_sansio import ConnectRequest, Transport
 
 from ._state import RuntimeState, SessionRT
 from .environ import build_environ
@@ -17,6 +17,7 @@ __all__ = ["HandlersMixin", "accepts_args", "encode_data", "maybe_json", "set_js
 _json: Any = _stdlib_json
 """The process-wide JSON module (python-engineio's ``json`` option)."""
 
+_TRANSPORT_NAMES = {t: t.value for t in Transport}  # (an Enum's .value is a Python-level call)
 JSON_START = frozenset('{["tfnNI- \t\r\n')  # first characters JSON text can start with (not digits)
 
 
@@ -41,8 +42,11 @@ class HandlersMixin(RuntimeState):
             conn.sid = sid
             conn.carrier = True
             scope, receive, send = conn.scope, conn.receive, conn.send
-        self._sessions[sid] = SessionRT(ev.transport.value)
-        ok, body = await self._run_connect(sid, build_environ(scope, receive, send))
+        self._sessions[sid] = SessionRT(_TRANSPORT_NAMES[ev.transport])
+        if "connect" in self.handlers:
+            ok, body = await self._run_connect(sid, build_environ(scope, receive, send))
+        else:  # no handler asks: no environ to build
+            ok, body = True, None
         core = self._core
         if ok:
             core.accept(sid, self._clock())

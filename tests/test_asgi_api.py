@@ -92,6 +92,14 @@ async def test_environ_comes_from_the_scope() -> None:
     assert seen["HTTP_X_CUSTOM"] == "v"
     assert seen["HTTP_HOST"] == "h:1"
     assert seen["asgi.scope"]["type"] == "http"
+    # twice, as header names are remembered after their first request
+    for _ in range(2):
+        seen.clear()
+        headers = [("Accept", "a"), ("Content-Type", "t/1"), ("Accept", "b"), ("Content-Type", "t/2")]
+        await http(app, "GET", query="EIO=4&transport=polling", headers=headers)
+        assert seen["HTTP_ACCEPT"] == "a,b"  # repeated headers joined
+        assert seen["CONTENT_TYPE"] == "t/2"  # no HTTP_ prefix, the last one
+        assert "HTTP_CONTENT_TYPE" not in seen
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
