@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engineio_sansio import Respond
+from engineio_sansio import ConnectRequest, Respond
 
 from ._state import PendingHTTP, Receive, RuntimeState, Scope, Send
 from .environ import request_from_scope
@@ -25,7 +25,9 @@ class PollingMixin(RuntimeState):
                 return
         pending = self._http[rid] = PendingHTTP(rid, scope, receive, send)
         try:
-            if events:
+            if len(events) == 1 and type(events[0]) is ConnectRequest:
+                await self._connect(events[0])  # a handshake (the usual reason to be here)
+            elif events:
                 await self._perform(events)
             if pending.response is None:
                 if scope["method"] == "GET":
