@@ -33,7 +33,7 @@ from ._names import (
 from .closing import ClosingMixin
 from .config import ServerConfig
 from .events import Event, SendFrames
-from .packet import Data, Packet
+from .packet import SHARED_FRAME_MIN, Data, Packet, shared_text_frame
 from .polling import UPGRADE_POLL_GRACE, PollingMixin
 from .routing import UNAUTHORIZED_BODY, RoutingMixin, default_sid, open_packet_parts
 from .session import INF, CloseReason, PendingRequest, Session, WebSocket
@@ -212,7 +212,8 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, ClosingMixin):
                         _check_text(data)
                     # framed here rather than by the codec, to save a call per
                     # message: the protocol frames text the same way in v3 and v4
-                    frame: Data = "4" + data
+                    # (long text once per broadcast: the same object to many sessions)
+                    frame: Data = "4" + data if len(data) < SHARED_FRAME_MIN else shared_text_frame(data)
                 else:
                     frame = session.codec.encode_message_frame(data)
                 ws.busy = True
