@@ -102,7 +102,7 @@ async def main() -> None:
         await sio.emit("news", payload, to="room")
     try:
         await asyncio.wait_for(ready.wait(), 60)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise SystemExit(f"{counter[0]} frames sent, {expected} expected") from None
     elapsed = time.perf_counter() - t0
     for c in conns:

@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "apps"))
 
-from _sio_echo import make_app  # noqa: E402
+from _sio_echo import make_app
 
 MESSAGE = '42["echo","0123456789abcdef"]'
 
