@@ -6,7 +6,7 @@ import inspect
 import json as _stdlib_json
 from typing import Any, Callable
 
-from engineio_sansio import ConnectRequest, Transport
+from engineio_sansio import ConnectRequest, Respond, Transport
 
 from ._state import RuntimeState, SessionRT
 from .environ import build_environ
@@ -56,7 +56,9 @@ class HandlersMixin(RuntimeState):
             self._sessions.pop(sid, None)
             core.reject(sid, None if body is None else _json.dumps(body).encode("utf-8"))
         events = core.take_events()
-        if events:
+        if len(events) == 1 and type(events[0]) is Respond:
+            self._deliver(events[0])  # a polling handshake's answer, without a call of _perform
+        elif events:
             await self._perform(events)
 
     async def _run_connect(self, sid: str, environ: dict[str, Any]) -> tuple[bool, Any]:

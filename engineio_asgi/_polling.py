@@ -42,8 +42,12 @@ class PollingMixin(RuntimeState):
     async def _write_response(self, scope: Scope, send: Send, response: Respond) -> None:
         if response.status == 403:
             self._origin_refused(scope)
+        body = response.body
+        headers = response.headers
+        headers.append((b"content-length", b"%d" % len(body)))
         try:
-            await _respond(send, response)
+            await send({"type": "http.response.start", "status": response.status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
         except Exception as exc:
             self.logger.info("request %d: response not written (%s)", response.request_id, exc)
             core = self._core
@@ -88,11 +92,3 @@ class PollingMixin(RuntimeState):
             if events:
                 await self._perform(events)
         return True
-
-
-async def _respond(send: Send, response: Respond) -> None:
-    body = response.body
-    headers = response.headers
-    headers.append((b"content-length", b"%d" % len(body)))
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -140,3 +140,6 @@ class RuntimeState:
 
         async def _connect(self, ev: ConnectRequest) -> None:
             raise NotImplementedError
+
+        def _deliver(self, ev: Respond) -> None:
+            raise NotImplementedError

@@ -152,7 +152,10 @@ class V4Codec:
             last = _last_body
             if last[0] is data:
                 return last[1]
-            body = self._join(packets)
+            if type(data) is str:
+                body = ("4" + data).encode("utf-8")
+            else:
+                body = self._join(packets)
             _last_body = (data, body)
             return body
         return self._join(packets)
@@ -189,7 +192,7 @@ SHARED_FRAME_MIN = 1024
 """Text this long (characters) or longer is framed once per broadcast; shorter text
 costs less to frame again than to look up."""
 _last_frame: tuple[object, str] = (None, "")  # a long text message's websocket frame
-_last_body: tuple[object, bytes] = (None, b"")  # a long-polling body of one message
+_last_body: tuple[object, bytes] = (object(), b"")  # a long-polling body of one message
 _last_piece: tuple[object, str] = (None, "")  # a binary message's base64 payload piece
 
 
