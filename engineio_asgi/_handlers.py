@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json as _stdlib_json
+from types import CoroutineType
 from typing import Any, Callable
 
 from engineio_sansio import ConnectRequest, Respond, Transport
@@ -68,7 +69,7 @@ class HandlersMixin(RuntimeState):
             return True, None
         try:
             result = handler(sid, environ)
-            if inspect.isawaitable(result):
+            if type(result) is CoroutineType or (result is not None and inspect.isawaitable(result)):
                 result = await result
         except ConnectionRefusedError as exc:
             return False, exc.error_args
@@ -133,7 +134,7 @@ class HandlersMixin(RuntimeState):
                     result = handler(sid, why)
                 else:
                     result = handler(sid)
-                if inspect.isawaitable(result):
+                if type(result) is CoroutineType or (result is not None and inspect.isawaitable(result)):
                     await result
             except Exception:
                 self.logger.exception("sid %s: disconnect handler error", sid)

@@ -62,6 +62,7 @@ class SessionState(enum.Enum):
 
 
 S = SessionState
+_OPENING = S.OPENING  # (a global read is cheaper than an Enum class attribute on 3.10/3.11)
 TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
     S.OPENING: frozenset({S.OPEN, S.CLOSED}),
     S.OPEN: frozenset({S.UPGRADING, S.CLOSING, S.CLOSED}),
@@ -163,7 +164,7 @@ class Session:
     def __init__(self, sid: str, codec: Codec, transport: Transport) -> None:
         self.sid = sid
         self.codec = codec
-        self.state = SessionState.OPENING
+        self.state = _OPENING
         self.transport = transport
         self.outbox: list[Packet] = []  # small, and far lighter than a deque per session
         self.queued_bytes = 0

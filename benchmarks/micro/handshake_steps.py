@@ -11,8 +11,10 @@ divide the difference (start-up cancels out)::
 
 Steps: ``sid`` (a session id), ``request`` (the core's request from a scope),
 ``environ`` (the handlers' environ), ``core-open`` (the core's handshake, open
-to accept), ``asgi-polling`` and ``asgi-websocket`` (a whole handshake through
-the ASGI app, with a connect handler, and the session closed again).
+to accept), ``asgi-polling`` (a whole handshake through the ASGI app, with
+connect and disconnect handlers, then a POST of a CLOSE packet, as
+``benchmarks/load.js`` does) and ``asgi-websocket`` (the handshake, then the
+client goes away).
 """
 
 from __future__ import annotations
@@ -81,17 +83,30 @@ def asgi(kind: str) -> Callable[[int], None]:
     async def connect(sid: str, environ: Any) -> None:
         opened.append(sid)
 
+    @eio.on("disconnect")
+    async def disconnect(sid: str, reason: str) -> None:
+        opened.remove(sid)
+
     app = engineio_asgi.ASGIApp(eio)
     s = scope(kind)
 
     async def one_http() -> None:
+        # the handshake, then a POST of a CLOSE packet (as benchmarks/load.js does)
+        body = [b""]
+        answer: list[bytes] = []
+
         async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.request", "body": body[0], "more_body": False}
 
         async def send(message: dict[str, Any]) -> None:
-            pass
+            if message["type"] == "http.response.body":
+                answer.append(message["body"])
 
         await app(s, receive, send)
+        sid = answer[0][answer[0].index(b'"sid":"') + 7 :].split(b'"')[0].decode()
+        body[0] = b"1"
+        close = dict(s, method="POST", query_string=f"EIO=4&transport=polling&sid={sid}".encode())
+        await app(close, receive, send)
 
     async def one_websocket() -> None:
         step = [0]
@@ -112,8 +127,7 @@ def asgi(kind: str) -> Callable[[int], None]:
     async def loop(n: int) -> None:
         for _ in range(n):
             await one()
-            if kind == "http":
-                await eio.disconnect(opened[-1])
+        assert not opened or kind == "websocket"
 
     def run(n: int) -> None:
         anyio.run(loop, n)
