@@ -8,6 +8,7 @@ import anyio
 
 from engineio_sansio import (
     AcceptWebSocket,
+    CloseReason,
     CloseWebSocket,
     ConnectRequest,
     Data,
@@ -25,6 +26,7 @@ from ._state import RuntimeState, WSConn
 __all__ = ["EventsMixin"]
 
 _LAG_WINDOW = 60.0  # seconds over which the timer driver's largest lag is kept
+_REASONS = {r: r.value for r in CloseReason}  # (an Enum's .value is a Python-level call)
 
 
 class EventsMixin(RuntimeState):
@@ -41,7 +43,7 @@ class EventsMixin(RuntimeState):
             elif kind is Respond:
                 self._deliver(ev)  # type: ignore[arg-type]
             elif kind is SessionClosed:
-                await self._on_closed(ev.sid, ev.reason.value)  # type: ignore[union-attr]
+                await self._on_closed(ev.sid, _REASONS[ev.reason])  # type: ignore[union-attr]
             elif kind is CloseWebSocket:
                 await self._close_websocket(ev)  # type: ignore[arg-type]
             elif kind is AcceptWebSocket:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import inspect
 import json as _stdlib_json
 import sys
+from types import CoroutineType
 from typing import Any, Callable
 
-from engineio_sansio import ConnectRequest
+from engineio_sansio import ConnectRequest, Respond, Transport
 
 from ._state import RuntimeState, SessionRT
 from .environ import build_environ
@@ -21,6 +22,7 @@ _json: Any = _stdlib_json
 _ERROR_LOG_INTERVAL = 60.0  # the window in which a cause's lines are counted
 _ERROR_LOG_BURST = 5  # lines logged per cause and window; more are counted, not logged
 _ERROR_CAUSES_KEPT = 1000  # causes remembered at most (then the oldest are forgotten)
+_TRANSPORT_NAMES = {t: t.value for t in Transport}  # (an Enum's .value is a Python-level call)
 JSON_START = frozenset('{["tfnNI- \t\r\n')  # first characters JSON text can start with (not digits)
 
 
@@ -45,9 +47,11 @@ class HandlersMixin(RuntimeState):
             conn.sid = sid
             conn.carrier = True
             scope, receive, send = conn.scope, conn.receive, conn.send
-        client = scope.get("client")
-        self._sessions[sid] = SessionRT(ev.transport.value, f"{client[0]}:{client[1]}" if client else "")
-        ok, body = await self._run_connect(sid, build_environ(scope, receive, send))
+        self._sessions[sid] = SessionRT(_TRANSPORT_NAMES[ev.transport], scope.get("client"))
+        if "connect" in self.handlers:
+            ok, body = await self._run_connect(sid, build_environ(scope, receive, send))
+        else:  # no handler asks: no environ to build
+            ok, body = True, None
         core = self._core
         if ok:
             core.accept(sid, self._clock())
@@ -57,7 +61,9 @@ class HandlersMixin(RuntimeState):
             self._sessions.pop(sid, None)
             core.reject(sid, None if body is None else _json.dumps(body).encode("utf-8"))
         events = core.take_events()
-        if events:
+        if len(events) == 1 and type(events[0]) is Respond:
+            self._deliver(events[0])  # a polling handshake's answer, without a call of _perform
+        elif events:
             await self._perform(events)
 
     async def _run_connect(self, sid: str, environ: dict[str, Any]) -> tuple[bool, Any]:
@@ -67,7 +73,7 @@ class HandlersMixin(RuntimeState):
             return True, None
         try:
             result = handler(sid, environ)
-            if inspect.isawaitable(result):
+            if type(result) is CoroutineType or (result is not None and inspect.isawaitable(result)):
                 result = await result
         except ConnectionRefusedError as exc:
             return False, exc.error_args
@@ -143,7 +149,8 @@ class HandlersMixin(RuntimeState):
                 del seen[next(iter(seen))]
             seen[cause] = [now, 1, 0]
         rt = self._sessions.get(sid)
-        address = rt.address if rt is not None and rt.address else "unknown"
+        client = rt.client if rt is not None else None
+        address = f"{client[0]}:{client[1]}" if client else "unknown"
         more = ""
         if left_out:
             more = f" ({left_out} more like it not logged in the last {_ERROR_LOG_INTERVAL:.0f} s)"
@@ -188,7 +195,7 @@ class HandlersMixin(RuntimeState):
                     result = handler(sid, why)
                 else:
                     result = handler(sid)
-                if inspect.isawaitable(result):
+                if type(result) is CoroutineType or (result is not None and inspect.isawaitable(result)):
                     await result
             except Exception:
                 self._handler_failed("disconnect", sid)

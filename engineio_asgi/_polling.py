@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from engineio_sansio import Respond
+from engineio_sansio import ConnectRequest, Respond
 
 from ._state import PendingHTTP, Receive, RuntimeState, Scope, Send
 from .environ import request_from_scope
@@ -40,7 +40,9 @@ class PollingMixin(RuntimeState):
                 return
         pending = self._http[rid] = PendingHTTP(rid, scope, receive, send)
         try:
-            if events:
+            if len(events) == 1 and type(events[0]) is ConnectRequest:
+                await self._connect(events[0])  # a handshake (the usual reason to be here)
+            elif events:
                 await self._perform(events)
             if pending.response is None:
                 if scope["method"] == "GET":
@@ -55,6 +57,9 @@ class PollingMixin(RuntimeState):
     async def _write_response(self, scope: Scope, receive: Receive, send: Send, response: Respond) -> None:
         if self._header_hooks and response.status < 400:
             await self._hook_headers(scope, receive, send, response.headers)
+        body = response.body
+        headers = response.headers
+        headers.append((b"content-length", b"%d" % len(body)))
         if access_log.isEnabledFor(_DEBUG):
             access_log.debug(
                 "%s %s %s?%s %d %d",
@@ -63,10 +68,11 @@ class PollingMixin(RuntimeState):
                 scope["path"],
                 scope.get("query_string", b"").decode("latin-1"),
                 response.status,
-                len(response.body),
+                len(body),
             )
         try:
-            await _respond(send, response)
+            await send({"type": "http.response.start", "status": response.status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
         except Exception as exc:
             self.logger.info("request %d: response not written (%s)", response.request_id, exc)
             core = self._core
@@ -111,11 +117,3 @@ class PollingMixin(RuntimeState):
             if events:
                 await self._perform(events)
         return True
-
-
-async def _respond(send: Send, response: Respond) -> None:
-    body = response.body
-    headers = response.headers
-    headers.append((b"content-length", b"%d" % len(body)))
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -85,12 +85,12 @@ class WSConn:
 class SessionRT:
     """The runtime side of a session: user data, its transport, the handler chain."""
 
-    __slots__ = ("data", "transport", "chain", "address")
+    __slots__ = ("data", "transport", "chain", "client")
 
-    def __init__(self, transport: str, address: str = "") -> None:
+    def __init__(self, transport: str, client: Any = None) -> None:
         self.data: dict[str, Any] | None = None  # the user session, made on first use
         self.transport = transport
-        self.address = address  # the client's host:port, for logs
+        self.client = client  # the ASGI scope's (host, port) of the client, for logs
         self.chain: Any = None  # keeps concurrent handlers starting in arrival order
 
 
@@ -174,4 +174,7 @@ class RuntimeState:
             raise NotImplementedError
 
         def _handler_failed(self, where: str, sid: str) -> None:
+            raise NotImplementedError
+
+        def _deliver(self, ev: Respond) -> None:
             raise NotImplementedError

@@ -116,17 +116,20 @@ class WebSocketMixin(RuntimeState):
                 conn.in_receive = False
                 if conn.gone is not None:
                     conn.gone.set()
-                with anyio.CancelScope(shield=True):
-                    if conn.close_code is not None and not conn.close_sent:
-                        await self._send_close(conn)
-                    if stopped is not _NOT_STOPPED and conn.carrier:
-                        await self._server_stopped(conn, still_open=stopped is _STOPPED_CANCELLED)
+                close = conn.close_code is not None and not conn.close_sent
+                server_stopped = stopped is not _NOT_STOPPED and conn.carrier
+                if close or server_stopped:  # (a shielded scope only when there is work for it)
+                    with anyio.CancelScope(shield=True):
+                        if close:
+                            await self._send_close(conn)
+                        if server_stopped:
+                            await self._server_stopped(conn, still_open=stopped is _STOPPED_CANCELLED)
         finally:
             # however it ended (refused, ignored, closed, lost), the core is told, once
-            with anyio.CancelScope(shield=True):
-                core.connection_lost(rid, self._clock())
-                events = core.take_events()
-                if events:
+            core.connection_lost(rid, self._clock())
+            events = core.take_events()
+            if events:
+                with anyio.CancelScope(shield=True):
                     await self._perform(events)
             del self._ws[rid]
             if access_log.isEnabledFor(10):  # DEBUG

@@ -107,15 +107,28 @@ def build_environ(
         "asgi.receive": receive,
         "asgi.send": send,
     }
+    keys = _ENVIRON_KEYS
     for name, value in scope.get("headers") or ():
-        key = name.decode("latin-1").upper().replace("-", "_")
+        key = keys.get(name)
+        if key is None:
+            key = _environ_key(name)
         text = value.decode("latin-1")
-        if key == "CONTENT_TYPE":
-            environ["CONTENT_TYPE"] = text
-            continue
-        if key == "CONTENT_LENGTH":
-            environ["CONTENT_LENGTH"] = text
-            continue
-        key = "HTTP_" + key
-        environ[key] = environ[key] + "," + text if key in environ else text
+        if key in environ and key[0] == "H":  # a repeated header (CONTENT_* are not joined)
+            environ[key] = environ[key] + "," + text
+        else:
+            environ[key] = text
     return environ
+
+
+_ENVIRON_KEYS: dict[bytes, str] = {}
+"""Header names seen, with their environ keys (``b"user-agent"``: ``HTTP_USER_AGENT``)."""
+_ENVIRON_KEYS_LIMIT = 256  # distinct names remembered; clients choose the names, so bounded
+
+
+def _environ_key(name: bytes) -> str:
+    key = name.decode("latin-1").upper().replace("-", "_")
+    if key != "CONTENT_TYPE" and key != "CONTENT_LENGTH":
+        key = "HTTP_" + key
+    if len(_ENVIRON_KEYS) < _ENVIRON_KEYS_LIMIT:
+        _ENVIRON_KEYS[name] = key
+    return key

@@ -254,18 +254,23 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, HooksMixin, Event
                 return
         await self._perform(events)
 
-    async def send_packet(self, sid: str, pkt: Any) -> None:
-        """Send a message packet: one of ours, or python-engineio's ``Packet``.
+    def send_packet(self, sid: str, pkt: Any) -> Awaitable[None]:
+        """Send a message packet: one of ours, or python-engineio's ``Packet`` (a coroutine).
 
         Only the packet's type and data are read; each transport encodes it for
         itself, so one packet object may be shared by many recipients (as
         python-socketio does for a broadcast). Control packets are the
         protocol's own: only messages can be sent.
         """
-        kind = pkt.type if hasattr(pkt, "type") else PacketType(pkt.packet_type)
-        if kind is not _MESSAGE:
-            raise ValueError(f"send_packet() sends messages only, got a {kind.name} packet")
-        await self.send(sid, pkt.data)
+        # A plain function handing out send()'s coroutine: python-socketio calls
+        # this once per recipient of a broadcast, and a coroutine of its own here
+        # would be one more frame to create, enter and leave each time.
+        kind = getattr(pkt, "packet_type", None)  # python-engineio's packet, or ours
+        if kind is None:
+            kind = pkt.type
+        if kind != _MESSAGE:
+            return _refuse_packet(kind)
+        return self.send(sid, pkt.data)
 
     async def get_session(self, sid: str) -> dict[str, Any]:
         """The user session dict of ``sid`` (the live object)."""
@@ -509,6 +514,15 @@ def _check_api_options(
         raise TypeError(f"async_handlers must be True or False, got {async_handlers!r}")
     if monitor_clients is not None and not isinstance(monitor_clients, bool):
         raise TypeError(f"monitor_clients must be True, False or None, got {monitor_clients!r}")
+
+
+async def _refuse_packet(kind: Any) -> None:
+    """What awaiting ``send_packet()`` with a control packet does."""
+    try:
+        name = PacketType(kind).name
+    except ValueError:
+        name = repr(kind)
+    raise ValueError(f"send_packet() sends messages only, got a {name} packet")
 
 
 def _environ_of(request: Request) -> dict[str, Any]:

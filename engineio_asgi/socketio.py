@@ -26,8 +26,9 @@ it (``pip install python-socketio``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any, Awaitable, Callable, MutableMapping
+from typing import Any, Awaitable, Callable, Iterable, MutableMapping
 
 import sniffio
 
@@ -38,10 +39,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "engineio_asgi.socketio needs python-socketio (pip install 'python-socketio>=5.11')"
     ) from exc
 
+from ._backend import _Resume
 from .asgi import ASGIApp as _EngineIOApp
 from .server import AsyncServer as _EngineIOServer
 
-__all__ = ["SOCKETIO_NEEDS_ASYNCIO", "ASGIApp", "AsyncServer"]
+__all__ = ["SOCKETIO_NEEDS_ASYNCIO", "ASGIApp", "AsyncServer", "LocalManager"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -67,8 +69,10 @@ class AsyncServer(_socketio.AsyncServer):  # type: ignore[misc]
     :class:`engineio_asgi.AsyncServer`. Serve it with :class:`ASGIApp`.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, client_manager: Any = None, *args: Any, **kwargs: Any) -> None:
+        if client_manager is None:
+            client_manager = LocalManager()
+        super().__init__(client_manager, *args, **kwargs)
         self._loop_checked = False
 
     def _engineio_server_class(self) -> type[_EngineIOServer]:
@@ -124,6 +128,74 @@ class AsyncServer(_socketio.AsyncServer):  # type: ignore[misc]
                 return
             self._loop_checked = True
         await self.eio.handle_request(scope, receive, send)
+
+
+class LocalManager(_socketio.AsyncManager):  # type: ignore[misc]
+    """python-socketio's in-process client manager, with emits delivered without a task each.
+
+    The default client manager of :class:`AsyncServer`. python-socketio starts one
+    asyncio task per recipient of an emit and waits for them all; here an emit
+    without a callback is encoded once and each recipient's send runs at once,
+    up to its first wait: a send that completes (the usual case: the socket took
+    the frame, or the session queued it) costs no task; one that waits goes on in
+    a task, and the emit returns when every one of those has finished, as
+    python-socketio's does. Each recipient's packets keep their order. An emit
+    with a callback, or on an Engine.IO layer that is not engineio_asgi's, is
+    python-socketio's own.
+    """
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        eio = getattr(self.server, "eio", None)
+        if callback is not None or not isinstance(eio, _EngineIOServer):
+            await super().emit(
+                event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, to=to, **kwargs
+            )
+            return
+        if namespace not in self.rooms:
+            return
+        if isinstance(data, tuple):
+            args = list(data)  # a tuple is several arguments
+        else:
+            args = [] if data is None else [data]
+        skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        pkt = self.server.packet_class(_socketio.packet.EVENT, namespace=namespace, data=[event, *args])
+        encoded = pkt.encode()  # a list when binary: the packet, then its attachments
+        items = encoded if isinstance(encoded, list) else [encoded]
+        recipients = (
+            eio_sid for sid, eio_sid in self.get_participants(namespace, to or room) if sid not in skipped
+        )
+        await deliver(eio, recipients, items)
+
+
+async def deliver(eio: _EngineIOServer, sids: Iterable[str], items: list[str | bytes]) -> None:
+    """Send ``items`` to each session of ``sids`` concurrently, with a task only for a send that waits."""
+    waiting: list[asyncio.Task[Any]] = []
+    loop = None
+    for sid in sids:
+        for data in items:
+            coro = eio.send(sid, data)
+            try:
+                first = coro.send(None)
+            except StopIteration:
+                continue  # done: the usual case
+            except Exception:
+                logger.exception("sid %s: send failed", sid)
+                continue
+            if loop is None:
+                loop = asyncio.get_running_loop()
+            waiting.append(loop.create_task(_Resume(coro, first).run()))
+    if waiting:
+        await asyncio.wait(waiting)
 
 
 class ASGIApp(_EngineIOApp):

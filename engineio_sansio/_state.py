@@ -45,6 +45,7 @@ class CoreState:
     _quarter_size: int
     _last_now: float
     _polling_enabled: bool
+    _open_parts: tuple[tuple[str, str], tuple[str, str]]
     _websocket_enabled: bool
     _webtransport_enabled: bool
     _upgrades: list[str]

@@ -14,11 +14,13 @@ from .errors import ErrorCode, ProtocolError
 
 __all__ = [
     "CODECS",
+    "SHARED_FRAME_MIN",
     "Codec",
     "Data",
     "Packet",
     "PacketType",
     "V4Codec",
+    "shared_text_frame",
 ]
 
 Data = Union[str, bytes]
@@ -115,6 +117,8 @@ class V4Codec:
         if data is None:
             return _DIGITS[packet.type]
         if type(data) is str:
+            if packet.type is _MESSAGE and len(data) >= SHARED_FRAME_MIN:
+                return shared_text_frame(data)
             return _DIGITS[packet.type] + data
         if packet.type != _MESSAGE:
             raise ValueError("only message packets carry binary data")
@@ -123,7 +127,7 @@ class V4Codec:
     def encode_message_frame(self, data: Data) -> Data:
         """A message as a frame: ``4`` + text, or the raw bytes."""
         if type(data) is str:
-            return "4" + data
+            return "4" + data if len(data) < SHARED_FRAME_MIN else shared_text_frame(data)
         return data
 
     def decode_payload(self, body: bytes) -> list[Packet]:
@@ -151,16 +155,66 @@ class V4Codec:
     def encode_response(self, packets: Sequence[Packet]) -> tuple[tuple[bytes, bytes], bytes]:
         """A GET response: always text (``text/plain; charset=UTF-8``), packets joined by
         ``\x1e``, binary as ``b`` + base64. (The server calls this one: one call per poll.)"""
+        global _last_body
+        if len(packets) == 1 and packets[0].type is _MESSAGE:
+            # one message: what each recipient of a broadcast polls for
+            data = packets[0].data
+            last = _last_body
+            if last[0] is data:
+                return TEXT_PLAIN, last[1]
+            if type(data) is str:
+                body = ("4" + data).encode("utf-8")
+            else:
+                body = self._join(packets)
+            _last_body = (data, body)
+            return TEXT_PLAIN, body
+        return TEXT_PLAIN, self._join(packets)
+
+    @staticmethod
+    def _join(packets: Sequence[Packet]) -> bytes:
+        global _last_piece
         parts = []
         for p in packets:
             data = p.data
             if isinstance(data, bytes):
-                parts.append("b" + binascii.b2a_base64(data, newline=False).decode("ascii"))
+                last = _last_piece
+                if last[0] is data:
+                    parts.append(last[1])
+                    continue
+                piece = "b" + binascii.b2a_base64(data, newline=False).decode("ascii")
+                _last_piece = (data, piece)
+                parts.append(piece)
             elif data is None:
                 parts.append(_DIGITS[p.type])
             else:
                 parts.append(_DIGITS[p.type] + data)
-        return TEXT_PLAIN, RECORD_SEPARATOR.join(parts).encode("utf-8")
+        return RECORD_SEPARATOR.join(parts).encode("utf-8")
+
+
+# --- one message's wire forms, shared by the recipients of a broadcast ----------
+#
+# python-socketio (and any application broadcasting) hands every recipient the same
+# data object. str and bytes cannot change, so a wire form found by the identity of
+# the data it was made from is always the right one, whichever packet carries it and
+# whoever receives it. One entry per form: nothing grows, and the forms of at most
+# one message stay alive after it was sent (until the next message replaces them).
+SHARED_FRAME_MIN = 1024
+"""Text this long (characters) or longer is framed once per broadcast; shorter text
+costs less to frame again than to look up."""
+_last_frame: tuple[object, str] = (None, "")  # a long text message's websocket frame
+_last_body: tuple[object, bytes] = (object(), b"")  # a long-polling body of one message
+_last_piece: tuple[object, str] = (None, "")  # a binary message's base64 payload piece
+
+
+def shared_text_frame(data: str) -> str:
+    """The websocket frame of text message ``data``, made once for the same object."""
+    global _last_frame
+    last = _last_frame
+    if last[0] is data:
+        return last[1]
+    frame = "4" + data
+    _last_frame = (data, frame)
+    return frame
 
 
 CODECS: dict[int, Codec] = {4: V4Codec()}

@@ -8,6 +8,7 @@ import secrets
 
 from ._names import CLOSED, CLOSING, OPEN, OPEN_TYPE, OPENING, POLLING, UPGRADING, WEBSOCKET, WEBTRANSPORT
 from ._state import CoreState
+from .config import ServerConfig
 from .cookie import cookie_header
 from .errors import ErrorCode, LocalProtocolError, ProtocolError
 from .events import AcceptWebSocket, CloseWebSocket, ConnectRequest, Respond
@@ -24,6 +25,7 @@ __all__ = [
     "RoutingMixin",
     "asks_for_session",
     "default_sid",
+    "open_packet_parts",
 ]
 
 WS_CLOSE_NORMAL = 1000
@@ -69,6 +71,25 @@ def asks_for_session(request: Request, websocket: bool) -> bool:
     if websocket:
         return True
     return request.method != "OPTIONS" and "sid" not in request.query
+
+
+def open_packet_parts(cfg: ServerConfig) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The OPEN packet's JSON before and after the session id, for polling and websocket
+    handshakes: the same for every session, so it is written once."""
+
+    def parts(upgrades: list[str]) -> tuple[str, str]:
+        handshake = {
+            "sid": "\0",
+            "upgrades": upgrades,
+            # the grace period is advertised, so clients wait that much longer for a ping
+            "pingInterval": round((cfg.ping_interval + cfg.ping_interval_grace) * 1000),
+            "pingTimeout": round(cfg.ping_timeout * 1000),
+            "maxPayload": cfg.max_http_buffer_size,
+        }
+        before, _, after = json.dumps(handshake, separators=(",", ":")).partition('"\\u0000"')
+        return before, after
+
+    return parts(cfg.upgrades_offered), parts([])
 
 
 class RoutingMixin(CoreState):
@@ -273,20 +294,22 @@ class RoutingMixin(CoreState):
         else:
             raise RuntimeError("the session id generator keeps repeating ids")
         session = Session(sid, codec, transport)
-        cfg = self.config
-        handshake = {
-            "sid": sid,
-            "upgrades": self._upgrades if transport is POLLING else [],
-            # the grace period is advertised, so clients wait that much longer for a ping
-            "pingInterval": round((cfg.ping_interval + cfg.ping_interval_grace) * 1000),
-            "pingTimeout": round(cfg.ping_timeout * 1000),
-            "maxPayload": cfg.max_http_buffer_size,
-        }
-        if codec.version == 3:
-            # v3 clients ping every pingInterval themselves; the grace goes to the server's deadline
-            handshake["pingInterval"] = round(cfg.ping_interval * 1000)
-            del handshake["maxPayload"]
-        session.outbox.append(Packet(OPEN_TYPE, json.dumps(handshake, separators=(",", ":"))))
+        if codec.version == 4:
+            before, after = self._open_parts[transport is not POLLING]
+            plain = sid.isascii() and sid.isprintable() and '"' not in sid and "\\" not in sid
+            quoted = '"' + sid + '"' if plain else json.dumps(sid)  # JSON text of the id
+            opening = before + quoted + after
+        else:
+            cfg = self.config
+            handshake = {
+                "sid": sid,
+                "upgrades": self._upgrades if transport is POLLING else [],
+                # v3 clients ping every pingInterval themselves; the grace goes to the server's deadline
+                "pingInterval": round(cfg.ping_interval * 1000),
+                "pingTimeout": round(cfg.ping_timeout * 1000),
+            }
+            opening = json.dumps(handshake, separators=(",", ":"))
+        session.outbox.append(Packet(OPEN_TYPE, opening))
         if transport is not POLLING:
             ws = session.ws = WebSocket(session, rid, upgraded=True, stream=transport is WEBTRANSPORT)
             ws.busy = True  # nothing is written before the handshake is accepted

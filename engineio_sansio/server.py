@@ -35,9 +35,9 @@ from ._names import (
 from .closing import ClosingMixin
 from .config import ServerConfig
 from .events import Event, SendFrames
-from .packet import Data, Packet
+from .packet import SHARED_FRAME_MIN, Data, Packet, shared_text_frame
 from .polling import UPGRADE_POLL_GRACE, PollingMixin
-from .routing import UNAUTHORIZED_BODY, RoutingMixin, default_sid
+from .routing import UNAUTHORIZED_BODY, RoutingMixin, default_sid, open_packet_parts
 from .session import INF, CloseReason, PendingRequest, Session, WebSocket
 from .stats import Stats
 from .websocket import (
@@ -103,6 +103,7 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
         self._websocket_enabled = "websocket" in self.config.transports
         self._webtransport_enabled = "webtransport" in self.config.transports
         self._upgrades = self.config.upgrades_offered
+        self._open_parts = open_packet_parts(self.config)  # indexed by "not a polling handshake"
 
     # --- events and time ---------------------------------------------------
 
@@ -187,6 +188,11 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
             del self._streams[rid]
         ws.busy = False
         self._websocket_closed(ws, now)
+        session = ws.session
+        if session.state is CLOSED and session.ws is ws:
+            # the session and its websocket point at each other: both are done, so
+            # break the cycle rather than leave it to the garbage collector
+            session.ws = None
 
     def send_failed(self, rid: int, now: float) -> None:
         """Writing to request ``rid`` failed (a response, or a websocket's frames).
@@ -224,7 +230,8 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
                         _check_text(data)
                     # framed here rather than by the codec, to save a call per
                     # message: the protocol frames text the same way in v3 and v4
-                    frame: Data = "4" + data
+                    # (long text once per broadcast: the same object to many sessions)
+                    frame: Data = "4" + data if len(data) < SHARED_FRAME_MIN else shared_text_frame(data)
                 else:
                     frame = session.codec.encode_message_frame(data)
                 ws.busy = True

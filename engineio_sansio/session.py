@@ -57,8 +57,13 @@ class SessionState(enum.Enum):
     """Closed for the application; a CLOSE packet waits for a poll to carry it."""
     CLOSED = "closed"
 
+    # Members are singletons compared by identity: hash them as objects. (Enum's own
+    # __hash__ is a Python-level call on 3.11, and every state change makes two.)
+    __hash__ = object.__hash__
+
 
 S = SessionState
+_OPENING = S.OPENING  # (a global read is cheaper than an Enum class attribute on 3.10/3.11)
 TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
     S.OPENING: frozenset({S.OPEN, S.CLOSED}),
     S.OPEN: frozenset({S.UPGRADING, S.CLOSING, S.CLOSED}),
@@ -167,7 +172,7 @@ class Session:
     def __init__(self, sid: str, codec: Codec, transport: Transport) -> None:
         self.sid = sid
         self.codec = codec
-        self.state = SessionState.OPENING
+        self.state = _OPENING
         self.transport = transport
         self.outbox: list[Packet] = []  # small, and far lighter than a deque per session
         self.queued_bytes = 0

@@ -92,6 +92,14 @@ async def test_environ_comes_from_the_scope() -> None:
     assert seen["HTTP_X_CUSTOM"] == "v"
     assert seen["HTTP_HOST"] == "h:1"
     assert seen["asgi.scope"]["type"] == "http"
+    # twice, as header names are remembered after their first request
+    for _ in range(2):
+        seen.clear()
+        headers = [("Accept", "a"), ("Content-Type", "t/1"), ("Accept", "b"), ("Content-Type", "t/2")]
+        await http(app, "GET", query="EIO=4&transport=polling", headers=headers)
+        assert seen["HTTP_ACCEPT"] == "a,b"  # repeated headers joined
+        assert seen["CONTENT_TYPE"] == "t/2"  # no HTTP_ prefix, the last one
+        assert "HTTP_CONTENT_TYPE" not in seen
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
@@ -599,3 +607,50 @@ async def test_static_files_under_a_root_path(tmp_path: Any) -> None:
 
     assert (await get("/chat/", "/chat"))["body"] == b"root index"
     assert (await get("/", ""))["body"] == b"root index"
+
+
+async def test_send_packet_shares_one_packet_between_transports() -> None:
+    # python-socketio hands one packet object to every recipient of a broadcast: a
+    # polling session and a websocket session each get it in their own wire form,
+    # the same packet again, and python-engineio's packets as well as ours.
+    from engineio import packet as eio_packet
+
+    from engineio_sansio import Packet, PacketType
+
+    eio, app = make()
+    sids: list[str] = []
+    eio.on("connect", lambda sid, environ: sids.append(sid))
+    polling_sid = await handshake(app)
+    shared = [
+        eio_packet.Packet(eio_packet.MESSAGE, "héllo"),
+        eio_packet.Packet(eio_packet.MESSAGE, b"\x00\xff"),
+        Packet(PacketType.MESSAGE, "ours"),
+        Packet(PacketType.MESSAGE, b"\x01"),
+    ]
+    async with anyio.create_task_group() as tg:
+        ws = await start_websocket(tg, app, "EIO=4&transport=websocket")
+        assert (await ws.receive())[0] == "0"  # type: ignore[index]
+        ws_sid = sids[-1]
+        for pkt in shared:
+            for _ in range(2):  # each recipient twice: nothing encoded for one leaks to another
+                await eio.send_packet(polling_sid, pkt)
+                await eio.send_packet(ws_sid, pkt)
+        frames = [await ws.receive() for _ in range(8)]
+        assert frames == ["4héllo"] * 2 + [b"\x00\xff"] * 2 + ["4ours"] * 2 + [b"\x01"] * 2
+        await ws.disconnect()
+    r = await http(app, "GET", query=poll_q(polling_sid))
+    assert r.text == "\x1e".join(["4héllo"] * 2 + ["bAP8="] * 2 + ["4ours"] * 2 + ["bAQ=="] * 2)
+
+
+async def test_send_packet_refuses_control_packets_when_awaited() -> None:
+    from engineio import packet as eio_packet
+
+    from engineio_sansio import Packet, PacketType
+
+    eio, app = make()
+    sid = await handshake(app)
+    for pkt in (eio_packet.Packet(eio_packet.PING, "x"), Packet(PacketType.NOOP)):
+        pending = eio.send_packet(sid, pkt)  # a coroutine, as python-engineio's is
+        with pytest.raises(ValueError, match="messages only, got a (PING|NOOP) packet"):
+            await pending
+    assert eio._core._sessions[sid].outbox == []  # nothing was queued

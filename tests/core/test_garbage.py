@@ -1,0 +1,85 @@
+"""No cyclic garbage per session or per message in the core.
+
+Objects that point at each other (a session and its websocket) are freed only
+by the garbage collector, whose full collections traverse every live object:
+with many sessions that is a pause in the tail. Here the collector is off while
+N sessions open, carry messages and close, and the cycles it then finds must not
+grow with N.
+"""
+
+from __future__ import annotations
+
+import gc
+from typing import Callable
+
+from engineio_sansio import SendFrames, Server
+from engineio_sansio.message import Request
+
+
+def _written(core: Server) -> None:
+    for ev in core.take_events():
+        if type(ev) is SendFrames:
+            core.frames_sent(ev.request_id)
+
+
+def websocket_sessions(core: Server, n: int) -> None:
+    for _ in range(n):
+        rid = core.receive_request(
+            Request("GET", {"EIO": "4", "transport": "websocket"}), 0.0, websocket=True
+        )
+        (ev,) = core.take_events()
+        core.accept(ev.sid, 0.0)  # type: ignore[union-attr]
+        _written(core)
+        for _ in range(5):
+            core.receive_frame(rid, "4hello", 0.0)
+            core.take_events()
+            core.send(ev.sid, "hi")  # type: ignore[union-attr]
+            _written(core)
+        core.receive_frame(rid, "1", 0.0)  # the client closes
+        _written(core)
+        core.connection_lost(rid, 0.0)
+        core.take_events()
+
+
+def polling_sessions(core: Server, n: int) -> None:
+    for _ in range(n):
+        core.receive_request(Request("GET", {"EIO": "4", "transport": "polling"}), 0.0)
+        (ev,) = core.take_events()
+        sid = ev.sid  # type: ignore[union-attr]
+        core.accept(sid, 0.0)
+        core.take_events()
+        query = {"EIO": "4", "transport": "polling", "sid": sid}
+        post = core.receive_request(Request("POST", query), 0.0)
+        core.receive_body(post, b"4hello", False, 0.0)
+        core.take_events()
+        core.send(sid, b"\x00binary")
+        core.receive_request(Request("GET", query), 0.0)
+        core.take_events()
+        core.close(sid, 0.0)
+        core.take_events()
+
+
+def cycles_found(run: Callable[[int], None], n: int) -> int:
+    gc.collect()
+    gc.disable()
+    try:
+        run(n)
+        return gc.collect()
+    finally:
+        gc.enable()
+
+
+def test_websocket_sessions_leave_no_cycles() -> None:
+    core = Server()
+    websocket_sessions(core, 5)  # warm up (caches, the timer heap's first trim)
+    few = cycles_found(lambda n: websocket_sessions(core, n), 10)
+    many = cycles_found(lambda n: websocket_sessions(core, n), 100)
+    assert many <= few, f"{many} objects in cycles after 100 sessions, {few} after 10"
+
+
+def test_polling_sessions_leave_no_cycles() -> None:
+    core = Server()
+    polling_sessions(core, 5)
+    few = cycles_found(lambda n: polling_sessions(core, n), 10)
+    many = cycles_found(lambda n: polling_sessions(core, n), 100)
+    assert many <= few, f"{many} objects in cycles after 100 sessions, {few} after 10"
