@@ -1,0 +1,86 @@
+"""The server's garbage-collector pauses, for run.py's load scenarios (all apps alike).
+
+With ``EIO_BENCH_GC=1`` in the environment, :func:`install` hooks ``gc.callbacks``
+and wraps the app so that ``GET /_bench/gc`` answers what the collector did since
+the last ``GET /_bench/gc?reset=1``: the number of collections, their total and
+longest pause (ms, from the ``start`` to the ``stop`` callback) overall and per
+generation. Without the variable the app is returned as it is, untouched.
+
+The harness reads it at the load generator's phase marks (the load is paused
+there), so the request itself is not part of any measured window.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import time
+
+PATH = "/_bench/gc"
+
+
+class Recorder:
+    """Pauses of every collection of this process, per generation."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.reset()
+
+    def reset(self) -> None:
+        self.count = [0, 0, 0]
+        self.total = [0.0, 0.0, 0.0]
+        self.longest = [0.0, 0.0, 0.0]
+        self.collected = 0
+        self.since = time.monotonic()
+
+    def callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+            return
+        pause = time.perf_counter() - self.started
+        gen = min(2, info.get("generation", 0))
+        self.count[gen] += 1
+        self.total[gen] += pause
+        self.longest[gen] = max(self.longest[gen], pause)
+        self.collected += info.get("collected", 0)
+
+    def report(self) -> dict:
+        ms = 1000.0
+        return {
+            "gc_count": sum(self.count),
+            "gc_total_ms": round(sum(self.total) * ms, 3),
+            "gc_max_ms": round(max(self.longest) * ms, 3),
+            "gc_count_by_gen": list(self.count),
+            "gc_total_ms_by_gen": [round(t * ms, 3) for t in self.total],
+            "gc_max_ms_by_gen": [round(t * ms, 3) for t in self.longest],
+            "gc_collected": self.collected,
+            "gc_seconds": round(time.monotonic() - self.since, 3),
+        }
+
+
+recorder: Recorder | None = None
+
+
+def install(app):
+    """app, answering ``GET /_bench/gc`` first when ``EIO_BENCH_GC=1`` (else app itself)."""
+    global recorder
+    if os.environ.get("EIO_BENCH_GC") != "1":
+        return app
+    if recorder is None:
+        recorder = Recorder()
+        gc.callbacks.append(recorder.callback)
+    rec = recorder
+
+    async def with_gc_report(scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == PATH:
+            body = json.dumps(rec.report()).encode()
+            if b"reset=1" in scope.get("query_string", b""):
+                rec.reset()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await app(scope, receive, send)
+
+    return with_gc_report
