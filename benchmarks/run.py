@@ -87,6 +87,7 @@ GC = [  # the server's collections in the window; counts compare as differences
     ("gc_full", "GC full (gen 2)", True, True),
     ("gc_total_ms", "GC total ms", True, False),
     ("gc_max_ms", "GC max pause ms", True, False),
+    ("gc_cpu_max_ms", "GC max pause CPU ms", True, False),
 ]
 TAIL = [
     ("rate", "msg/s", False, False),

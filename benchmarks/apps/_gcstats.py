@@ -4,7 +4,9 @@ With ``EIO_BENCH_GC=1`` in the environment, :func:`install` hooks ``gc.callbacks
 and wraps the app so that ``GET /_bench/gc`` answers what the collector did since
 the last ``GET /_bench/gc?reset=1``: the number of collections, their total and
 longest pause (ms, from the ``start`` to the ``stop`` callback) overall and per
-generation. Without the variable the app is returned as it is, untouched.
+generation, in wall time (what a client waits) and in the thread's CPU time (what the
+collection itself costs; on a shared machine the wall time also holds the time the
+process was not scheduled). Without the variable the app is returned as it is, untouched.
 
 The harness reads it at the load generator's phase marks (the load is paused
 there), so the request itself is not part of any measured window.
@@ -25,20 +27,27 @@ class Recorder:
 
     def __init__(self) -> None:
         self.started = 0.0
+        self.started_cpu = 0.0
         self.reset()
 
     def reset(self) -> None:
         self.count = [0, 0, 0]
         self.total = [0.0, 0.0, 0.0]
         self.longest = [0.0, 0.0, 0.0]
+        self.cpu_total = 0.0
+        self.cpu_longest = 0.0
         self.collected = 0
         self.since = time.monotonic()
 
     def callback(self, phase: str, info: dict) -> None:
         if phase == "start":
+            self.started_cpu = time.thread_time()
             self.started = time.perf_counter()
             return
         pause = time.perf_counter() - self.started
+        cpu = time.thread_time() - self.started_cpu
+        self.cpu_total += cpu
+        self.cpu_longest = max(self.cpu_longest, cpu)
         gen = min(2, info.get("generation", 0))
         self.count[gen] += 1
         self.total[gen] += pause
@@ -54,6 +63,8 @@ class Recorder:
             "gc_count_by_gen": list(self.count),
             "gc_total_ms_by_gen": [round(t * ms, 3) for t in self.total],
             "gc_max_ms_by_gen": [round(t * ms, 3) for t in self.longest],
+            "gc_cpu_total_ms": round(self.cpu_total * ms, 3),
+            "gc_cpu_max_ms": round(self.cpu_longest * ms, 3),
             "gc_collected": self.collected,
             "gc_seconds": round(time.monotonic() - self.since, 3),
         }
