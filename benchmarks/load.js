@@ -588,7 +588,7 @@ function upgradeSession() {
       ws.on('open', () => ws.send('2probe'));
       ws.on('message', (data) => {
         const c = data[0];
-        if (c === 0x33 && data.length === 6) {
+        if (c === 0x33 && data.length === 6 && data.toString() === '3probe') {
           probed = true;
           upgrade();
         } else if (c === 0x32) ws.send('3');
