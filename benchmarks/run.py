@@ -88,6 +88,7 @@ GC = [  # the server's collections in the window; counts compare as differences
     ("gc_total_ms", "GC total ms", True, False),
     ("gc_max_ms", "GC max pause ms", True, False),
     ("gc_cpu_max_ms", "GC max pause CPU ms", True, False),
+    ("gc_tracked_per_session", "GC-tracked objects/session", True, False),
 ]
 TAIL = [
     ("rate", "msg/s", False, False),
@@ -340,12 +341,14 @@ class Server:
             env.pop("EIO_BENCH_GC", None)
         return env
 
-    def gc_report(self, reset: bool = False) -> dict:
-        """The collector's pauses since the last reset (empty without gc or on failure)."""
+    def gc_report(self, reset: bool = False, objects: bool = False) -> dict:
+        """The collector's pauses since the last reset (empty without gc or on failure);
+        objects: also the number of objects it tracks (slow)."""
         if not self.gc:
             return {}
+        query = "&".join(q for q, on in (("reset=1", reset), ("objects=1", objects)) if on)
         try:
-            status, body = http_get(self.port, "/_bench/gc" + ("?reset=1" if reset else ""), timeout=10.0)
+            status, body = http_get(self.port, "/_bench/gc" + ("?" + query if query else ""), timeout=30.0)
             return json.loads(body) if status == 200 else {"gc_error": f"HTTP {status}"}
         except (OSError, ValueError) as exc:
             return {"gc_error": repr(exc)}
@@ -492,6 +495,7 @@ def run_load(server: Server, scen: dict, opts, gen_core: str) -> dict:
         cmd, cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     marks: dict[str, dict] = {}
+    tracked0 = server.gc_report(objects=True).get("gc_tracked") if kind in GC_KINDS else None
     result: dict | None = None
     error: str | None = None
     warnings: list[str] = []
@@ -517,6 +521,8 @@ def run_load(server: Server, scen: dict, opts, gen_core: str) -> dict:
             event = msg.get("event")
             if event == "mark":
                 marks[msg["name"]] = {**server.sample(), **msg}
+                if kind in GC_KINDS and msg["name"] == "ready":  # sessions open, before the window
+                    marks["ready"]["gc_tracked"] = server.gc_report(objects=True).get("gc_tracked")
                 if kind in GC_KINDS and msg["name"] in ("start", "end"):
                     marks[msg["name"]]["gc"] = server.gc_report(reset=msg["name"] == "start")
                     marks[msg["name"]]["loadavg"] = [round(x, 2) for x in os.getloadavg()]
@@ -581,6 +587,11 @@ def run_load(server: Server, scen: dict, opts, gen_core: str) -> dict:
         if "gc_count_by_gen" in gc_rec:
             rec["gc_full"] = gc_rec["gc_count_by_gen"][2]
         rec["loadavg_start"], rec["loadavg_end"] = start["loadavg"], end["loadavg"]
+        tracked = marks.get("ready", {}).get("gc_tracked")
+        if isinstance(tracked, int) and isinstance(tracked0, int):
+            # what a full collection walks, per open session
+            rec["gc_tracked_before"], rec["gc_tracked_open"] = tracked0, tracked
+            rec["gc_tracked_per_session"] = round((tracked - tracked0) / scen["sessions"], 1)
         if kind != "reconnect-storm" and result.get("still_open") != scen["sessions"]:
             warnings = [*rec.get("warnings", []), f"only {result.get('still_open')} idle sessions still open"]
             rec["warnings"] = warnings

@@ -118,5 +118,5 @@ def test_run_py_reads_gc_pauses_at_the_marks(tmp_path) -> None:
         assert rec["status"] == "ok", rec
         assert isinstance(rec["gc_count"], int) and rec["gc_full"] == rec["gc_count_by_gen"][2], rec
         assert abs(rec["gc_seconds"] - rec["window_s"]) < 0.5, rec  # reset and read at the window's marks
-        assert len(rec["loadavg_start"]) == 3, rec
+        assert len(rec["loadavg_start"]) == 3 and rec["gc_tracked_open"] > rec["gc_tracked_before"] > 0, rec
     assert "p99.9 ms" in proc.stdout and "s until all back" in proc.stdout

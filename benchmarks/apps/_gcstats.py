@@ -8,6 +8,9 @@ generation, in wall time (what a client waits) and in the thread's CPU time (wha
 collection itself costs; on a shared machine the wall time also holds the time the
 process was not scheduled). Without the variable the app is returned as it is, untouched.
 
+``GET /_bench/gc?objects=1`` adds how many objects the collector tracks (in all and
+per generation): what a full collection walks.
+
 The harness reads it at the load generator's phase marks (the load is paused
 there), so the request itself is not part of any measured window.
 """
@@ -85,7 +88,11 @@ def install(app):
 
     async def with_gc_report(scope, receive, send):
         if scope["type"] == "http" and scope["path"] == PATH:
-            body = json.dumps(rec.report()).encode()
+            report = rec.report()
+            if b"objects=1" in scope.get("query_string", b""):  # slow: walks every tracked object
+                report["gc_tracked"] = len(gc.get_objects())
+                report["gc_tracked_by_gen"] = [len(gc.get_objects(g)) for g in range(3)]
+            body = json.dumps(report).encode()
             if b"reset=1" in scope.get("query_string", b""):
                 rec.reset()
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
