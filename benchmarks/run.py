@@ -773,7 +773,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--repeat must be 1..50")
     if not shutil.which("taskset") or not shutil.which("node"):
         ap.error("needs taskset (util-linux) and node on PATH")
-    raise_fd_limit(max([sc.get("sessions", 0) for sc in scenarios] + [0]))
+    # a reconnecting client holds a poll and a websocket at once
+    raise_fd_limit(
+        max([sc.get("sessions", 0) * (2 if sc["kind"] == "reconnect-storm" else 1) for sc in scenarios] + [0])
+    )
     ensure_node_deps()
 
     run_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -931,17 +934,17 @@ def run_group(s: str, i: str, group: list[dict], base: dict, opts, log_dir: Path
         server.stop()
 
 
-def raise_fd_limit(sessions: int) -> None:
+def raise_fd_limit(sockets: int) -> None:
     """Soft RLIMIT_NOFILE up to the hard one (servers and the generator inherit it)."""
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    need = 2 * sessions + 1000  # a reconnecting client holds a poll and a websocket
+    need = sockets + 1000
     if hard != resource.RLIM_INFINITY and hard < need:
         print(
-            f"WARNING: open-file limit {hard} < {need} needed for {sessions} sessions (ulimit -Hn)",
+            f"WARNING: open-file limit {hard} < {need} needed for {sockets} sockets (ulimit -Hn)",
             flush=True,
         )
 
