@@ -341,12 +341,13 @@ class Server:
             env.pop("EIO_BENCH_GC", None)
         return env
 
-    def gc_report(self, reset: bool = False, objects: bool = False) -> dict:
+    def gc_report(self, reset: bool = False, objects: bool = False, collect: bool = False) -> dict:
         """The collector's pauses since the last reset (empty without gc or on failure);
-        objects: also the number of objects it tracks (slow)."""
+        objects: also the number of objects it tracks (slow); collect: after a full collection."""
         if not self.gc:
             return {}
-        query = "&".join(q for q, on in (("reset=1", reset), ("objects=1", objects)) if on)
+        flags = (("reset=1", reset), ("objects=1", objects), ("collect=1", collect))
+        query = "&".join(q for q, on in flags if on)
         try:
             status, body = http_get(self.port, "/_bench/gc" + ("?" + query if query else ""), timeout=30.0)
             return json.loads(body) if status == 200 else {"gc_error": f"HTTP {status}"}

@@ -9,7 +9,8 @@ collection itself costs; on a shared machine the wall time also holds the time t
 process was not scheduled). Without the variable the app is returned as it is, untouched.
 
 ``GET /_bench/gc?objects=1`` adds how many objects the collector tracks (in all and
-per generation): what a full collection walks.
+per generation): what a full collection walks; ``collect=1`` runs a full collection
+first (not recorded), so that only live objects are counted.
 
 The harness reads it at the load generator's phase marks (the load is paused
 there), so the request itself is not part of any measured window.
@@ -31,6 +32,12 @@ class Recorder:
     def __init__(self) -> None:
         self.started = 0.0
         self.started_cpu = 0.0
+        self.paused = False  # a collection asked for by collect=1 is not recorded
+        self.young = 0
+        # EIO_BENCH_GC_PROMOTED=1: count the objects each generation-1 collection moves into
+        # the oldest generation (what brings the next full collection nearer); it lists the
+        # two young generations at each such collection, so it is off in timed runs
+        self.count_promoted = os.environ.get("EIO_BENCH_GC_PROMOTED") == "1"
         self.reset()
 
     def reset(self) -> None:
@@ -40,10 +47,16 @@ class Recorder:
         self.cpu_total = 0.0
         self.cpu_longest = 0.0
         self.collected = 0
+        self.promoted = 0
         self.since = time.monotonic()
 
     def callback(self, phase: str, info: dict) -> None:
+        if self.paused:
+            return
+        gen = min(2, info.get("generation", 0))
         if phase == "start":
+            if self.count_promoted and gen == 1:
+                self.young = len(gc.get_objects(0)) + len(gc.get_objects(1))
             self.started_cpu = time.thread_time()
             self.started = time.perf_counter()
             return
@@ -51,7 +64,8 @@ class Recorder:
         cpu = time.thread_time() - self.started_cpu
         self.cpu_total += cpu
         self.cpu_longest = max(self.cpu_longest, cpu)
-        gen = min(2, info.get("generation", 0))
+        if self.count_promoted and gen == 1:
+            self.promoted += self.young - info.get("collected", 0)
         self.count[gen] += 1
         self.total[gen] += pause
         self.longest[gen] = max(self.longest[gen], pause)
@@ -69,6 +83,7 @@ class Recorder:
             "gc_cpu_total_ms": round(self.cpu_total * ms, 3),
             "gc_cpu_max_ms": round(self.cpu_longest * ms, 3),
             "gc_collected": self.collected,
+            "gc_promoted": self.promoted if self.count_promoted else None,
             "gc_seconds": round(time.monotonic() - self.since, 3),
         }
 
@@ -88,12 +103,17 @@ def install(app):
 
     async def with_gc_report(scope, receive, send):
         if scope["type"] == "http" and scope["path"] == PATH:
+            qs = scope.get("query_string", b"")
+            if b"collect=1" in qs:  # a full collection first (not counted): live objects only
+                rec.paused = True
+                gc.collect()
+                rec.paused = False
             report = rec.report()
-            if b"objects=1" in scope.get("query_string", b""):  # slow: walks every tracked object
+            if b"objects=1" in qs:  # slow: walks every tracked object
                 report["gc_tracked"] = len(gc.get_objects())
                 report["gc_tracked_by_gen"] = [len(gc.get_objects(g)) for g in range(3)]
             body = json.dumps(report).encode()
-            if b"reset=1" in scope.get("query_string", b""):
+            if b"reset=1" in qs:
                 rec.reset()
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
