@@ -10,7 +10,10 @@ process was not scheduled). Without the variable the app is returned as it is, u
 
 ``GET /_bench/gc?objects=1`` adds how many objects the collector tracks (in all and
 per generation): what a full collection walks; ``collect=1`` runs a full collection
-first (not recorded), so that only live objects are counted.
+first (not recorded), so that only live objects are counted. ``garbage=1`` collects
+and answers the types of the objects found in unreachable cycles (a diagnosis: what
+makes the collector run at all, since refcounting frees everything else); ``young=1``
+the types of the objects in the youngest generation at that moment (what keeps it full).
 
 The harness reads it at the load generator's phase marks (the load is paused
 there), so the request itself is not part of any measured window.
@@ -88,6 +91,28 @@ class Recorder:
         }
 
 
+def garbage_types(top: int = 25) -> dict[str, int]:
+    """The types of what the collector frees now (cycles only refcounting did not free)."""
+    from collections import Counter
+
+    flags = gc.get_debug()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        counts = Counter(type(o).__qualname__ for o in gc.garbage)
+    finally:
+        gc.garbage.clear()
+        gc.set_debug(flags)
+    return dict(counts.most_common(top))
+
+
+def young_types(top: int = 25) -> dict[str, int]:
+    """The types of the objects in the youngest generation now (what the next collection walks)."""
+    from collections import Counter
+
+    return dict(Counter(type(o).__qualname__ for o in gc.get_objects(0)).most_common(top))
+
+
 recorder: Recorder | None = None
 
 
@@ -109,6 +134,10 @@ def install(app):
                 gc.collect()
                 rec.paused = False
             report = rec.report()
+            if b"young=1" in qs:
+                report["gc_young_types"] = young_types()
+            if b"garbage=1" in qs:
+                report["gc_garbage_types"] = garbage_types()
             if b"objects=1" in qs:  # slow: walks every tracked object
                 report["gc_tracked"] = len(gc.get_objects())
                 report["gc_tracked_by_gen"] = [len(gc.get_objects(g)) for g in range(3)]
