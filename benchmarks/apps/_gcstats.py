@@ -13,7 +13,8 @@ per generation): what a full collection walks; ``collect=1`` runs a full collect
 first (not recorded), so that only live objects are counted. ``garbage=1`` collects
 and answers the types of the objects found in unreachable cycles (a diagnosis: what
 makes the collector run at all, since refcounting frees everything else); ``young=1``
-the types of the objects in the youngest generation at that moment (what keeps it full).
+the types of the objects in the youngest generation at that moment (what keeps it full);
+``types=1`` the count of tracked objects of each type.
 
 The harness reads it at the load generator's phase marks (the load is paused
 there), so the request itself is not part of any measured window.
@@ -106,6 +107,13 @@ def garbage_types(top: int = 25) -> dict[str, int]:
     return dict(counts.most_common(top))
 
 
+def tracked_types() -> dict[str, int]:
+    """How many objects of each type the collector tracks now (all generations)."""
+    from collections import Counter
+
+    return dict(Counter(type(o).__qualname__ for o in gc.get_objects()))
+
+
 def young_types(top: int = 25) -> dict[str, int]:
     """The types of the objects in the youngest generation now (what the next collection walks)."""
     from collections import Counter
@@ -134,6 +142,8 @@ def install(app):
                 gc.collect()
                 rec.paused = False
             report = rec.report()
+            if b"types=1" in qs:
+                report["gc_types"] = tracked_types()
             if b"young=1" in qs:
                 report["gc_young_types"] = young_types()
             if b"garbage=1" in qs:
