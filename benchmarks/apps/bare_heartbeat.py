@@ -117,6 +117,7 @@ async def websocket(scope, receive, send) -> None:
         pass
     finally:
         beat.closed = True
+        beat.send = None  # its entry waits in _due until it is due: keep the connection no longer
         bare.ws_sessions.pop(sid, None)
 
 
