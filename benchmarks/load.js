@@ -53,6 +53,10 @@ const SETTLE = num('settle', 2); // idle: seconds after opening before measuring
 const SYNC = args.sync === '1';
 const TIME_LIMIT = num('time-limit', WARMUP + DURATION + WINDOW + 120);
 const CONNECT_TIMEOUT_MS = 15000;
+const CHURN_RATE = num('churn-rate', 0); // under load: sessions opened and closed per second
+const CHURN_MAX = 500; // churn sessions in flight at most
+const STORM_CONCURRENCY = Math.max(1, num('storm-concurrency', 500)); // reconnects in flight at most
+const STORM_ATTEMPTS = 5; // per client and storm
 const MAX_SAMPLES = 4000000;
 
 const PAYLOAD = '4' + 'x'.repeat(SIZE);
@@ -146,6 +150,8 @@ class Meter {
       rate: round(this.count / this.seconds, 1),
       p50_ms: this.percentile(50),
       p99_ms: this.percentile(99),
+      p999_ms: this.percentile(99.9),
+      max_ms: this.n ? Math.round(this.sorted[this.n - 1] * 1000) / 1000 : null,
       gen_cpu_s: round(this.genCpu, 3),
       gen_cpu_pct: round((100 * this.genCpu) / this.seconds, 1),
       deflate: DEFLATE,
@@ -182,9 +188,9 @@ async function openMany(n, concurrency, open) {
 // ---------------------------------------------------------------- websocket
 // Opens one Engine.IO websocket session; resolves once the open packet came.
 // `onMessage(buf)` gets every message packet; pings are answered here.
-function openWs(onMessage) {
+function openWs(onMessage, url = WS_URL) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(WS_URL, WS_OPTS);
+    const ws = new WebSocket(url, WS_OPTS);
     let opened = false;
     const timer = setTimeout(() => {
       ws.terminate();
@@ -213,6 +219,16 @@ function openWs(onMessage) {
 // N clients x K messages in flight each; every echo triggers the next send.
 async function wsEcho() {
   const meter = new Meter();
+  const echo = await openEchoClients(meter);
+  await measure(meter);
+  echo.stop();
+  const closed = echo.clients.filter((c) => c.ws.readyState !== WebSocket.OPEN).length;
+  emit(meter.result({ clients: CLIENTS, inflight: INFLIGHT, unit: 'msg/s', closed_by_server: closed }));
+  for (const st of echo.clients) st.ws.terminate();
+}
+
+// CLIENTS sessions with INFLIGHT messages each in flight, started; stop() ends the sending.
+async function openEchoClients(meter) {
   let running = true;
   const clients = await openMany(CLIENTS, CONCURRENCY, () => {
     const ring = new Float64Array(INFLIGHT);
@@ -239,11 +255,7 @@ async function wsEcho() {
       st.ws.send(PAYLOAD);
     }
   }
-  await measure(meter);
-  running = false;
-  const closed = clients.filter((c) => c.ws.readyState !== WebSocket.OPEN).length;
-  emit(meter.result({ clients: CLIENTS, inflight: INFLIGHT, unit: 'msg/s', closed_by_server: closed }));
-  for (const st of clients) st.ws.terminate();
+  return { clients, stop: () => (running = false) };
 }
 
 // C loops in parallel, each: open a websocket session, wait for the open packet,
@@ -424,6 +436,222 @@ async function idle() {
     unit: 'sessions',
   });
   for (const ws of sessions) ws.terminate();
+}
+
+// ---------------------------------------------------------------- under load
+// N idle websocket sessions held open (pings answered) while CLIENTS sessions echo
+// one message at a time; with --churn-rate R, R sessions a second also open, echo
+// one message and close (as engine.io-client closes: "1", then a close frame).
+// The figures are the echo round trips' tail: p50, p99, p99.9, max.
+async function latencyUnderLoad() {
+  const t0 = performance.now();
+  const idleSessions = await openMany(SESSIONS, CONCURRENCY, () => openWs(() => {}));
+  const openSeconds = (performance.now() - t0) / 1000;
+  let pings = 0;
+  for (const ws of idleSessions) ws.on('message', (d) => d[0] === 0x32 && pings++);
+  await mark('ready', { sessions: SESSIONS, open_seconds: round(openSeconds, 2) });
+  await sleep(SETTLE * 1000);
+  const meter = new Meter();
+  const echo = await openEchoClients(meter);
+  const churn = { inflight: 0, done: 0, errors: 0, skipped: 0, started: 0 };
+  let churnTimer = null;
+  const c0 = performance.now();
+  if (CHURN_RATE > 0) {
+    churnTimer = setInterval(() => {
+      const due = Math.floor(((performance.now() - c0) / 1000) * CHURN_RATE);
+      for (let guard = 0; churn.started + churn.skipped < due && guard < 10000; guard++) {
+        if (churn.inflight >= CHURN_MAX) churn.skipped++;
+        else churnOne(churn);
+      }
+    }, 10);
+  }
+  const pings0 = pings;
+  await measure(meter);
+  const pingsInWindow = pings - pings0;
+  if (churnTimer) clearInterval(churnTimer);
+  const churnSeconds = (performance.now() - c0) / 1000;
+  echo.stop();
+  const open = idleSessions.filter((ws) => ws.readyState === WebSocket.OPEN).length;
+  const closed = echo.clients.filter((c) => c.ws.readyState !== WebSocket.OPEN).length;
+  const extra = {
+    sessions: SESSIONS,
+    clients: CLIENTS,
+    unit: 'msg/s',
+    still_open: open,
+    pings_answered: pingsInWindow,
+    open_seconds: round(openSeconds, 2),
+    closed_by_server: closed,
+  };
+  if (CHURN_RATE > 0) {
+    Object.assign(extra, {
+      churn_rate: CHURN_RATE,
+      churned: churn.done,
+      churn_per_s: round(churn.done / churnSeconds, 1),
+      churn_errors: churn.errors,
+      churn_skipped: churn.skipped,
+      errors: churn.errors,
+    });
+  }
+  emit(meter.result(extra));
+  for (const st of echo.clients) st.ws.terminate();
+  for (const ws of idleSessions) ws.terminate();
+}
+
+function churnOne(stats) {
+  stats.started++;
+  stats.inflight++;
+  let finished = false;
+  let ws = null;
+  const end = (ok) => {
+    if (finished) return;
+    finished = true;
+    stats.inflight--;
+    if (ok) stats.done++;
+    else stats.errors++;
+  };
+  const timer = setTimeout(() => {
+    if (ws) ws.terminate();
+    end(false);
+  }, CONNECT_TIMEOUT_MS);
+  openWs(() => {
+    ws.send('1');
+    ws.close(1000);
+  }).then(
+    (w) => {
+      ws = w;
+      w.on('close', () => {
+        clearTimeout(timer);
+        end(true);
+      });
+      w.send(PAYLOAD);
+    },
+    () => {
+      clearTimeout(timer);
+      end(false);
+    }
+  );
+}
+
+// ---------------------------------------------------------------- reconnect storm
+// One client as engine.io-client connects: polling handshake, a long poll, a probe
+// websocket with the sid ("2probe" -> "3probe"), wait for the poll to end (noop),
+// "5" (upgrade) on the websocket; it is back when a message sent on the websocket
+// has come back.  Resolves the websocket (pings answered).
+function upgradeSession() {
+  return new Promise((resolve, reject) => {
+    const http = new Http();
+    let ws = null;
+    let settled = false;
+    const timer = setTimeout(() => finish(new Error('reconnect timed out')), CONNECT_TIMEOUT_MS);
+    const finish = (err) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      http.destroy();
+      if (err) {
+        if (ws) ws.terminate();
+        reject(err);
+      } else resolve(ws);
+    };
+    let pollDone = false;
+    let probed = false;
+    let upgraded = false;
+    const upgrade = () => {
+      if (upgraded || !pollDone || !probed) return;
+      upgraded = true;
+      ws.send('5');
+      ws.send(PAYLOAD);
+    };
+    http.request('GET', POLL_PATH, null, (err, status, body) => {
+      if (err) return finish(err);
+      let sid;
+      try {
+        sid = parseOpen(status, body);
+      } catch (e) {
+        return finish(e);
+      }
+      const path = `${POLL_PATH}&sid=${encodeURIComponent(sid)}`;
+      let polls = 0;
+      const poll = () =>
+        http.request('GET', path, null, (err2, status2, body2) => {
+          if (settled) return;
+          if (err2 || status2 !== 200) return finish(err2 || new Error(`poll ${status2}`));
+          if (body2.toString().split('\x1e').some((p) => p === '6')) {
+            pollDone = true;
+            return upgrade();
+          }
+          if (++polls < 5) poll();
+          else finish(new Error('no noop after 5 polls'));
+        });
+      poll();
+      ws = new WebSocket(`${WS_URL}&sid=${encodeURIComponent(sid)}`, WS_OPTS);
+      ws.on('open', () => ws.send('2probe'));
+      ws.on('message', (data) => {
+        const c = data[0];
+        if (c === 0x33 && data.length === 6 && data.toString() === '3probe') {
+          probed = true;
+          upgrade();
+        } else if (c === 0x32) ws.send('3');
+        else if (c === 0x34 && upgraded) finish(null);
+      });
+      ws.on('error', (e) => finish(e));
+      ws.on('close', () => finish(new Error('websocket closed during the upgrade')));
+    });
+  });
+}
+
+async function upgradeWithRetries(stats) {
+  for (let attempt = 0; attempt < STORM_ATTEMPTS; attempt++) {
+    try {
+      return await upgradeSession();
+    } catch (e) {
+      stats.errors++;
+      if (stats.errors < 5) emit({ event: 'warning', scenario: SCENARIO, warning: String(e.message || e) });
+      await sleep(100 * 2 ** attempt);
+    }
+  }
+  return null;
+}
+
+// N sessions connected as engine.io-client connects; then all N dropped at once
+// (sockets destroyed) and reconnecting at once (at most --storm-concurrency
+// handshakes in flight).  The figures: seconds until all are back, reconnects a
+// second, and each client's time from the drop until it was back (p50, p99, max).
+async function reconnectStorm() {
+  const stats = { errors: 0 };
+  const t0 = performance.now();
+  let sessions = await openMany(SESSIONS, CONCURRENCY, () => upgradeWithRetries(stats));
+  const openSeconds = (performance.now() - t0) / 1000;
+  const missing = sessions.filter((ws) => ws === null).length;
+  if (missing) throw new Error(`${missing} of ${SESSIONS} sessions could not connect before the storm`);
+  await mark('ready', { sessions: SESSIONS, open_seconds: round(openSeconds, 2) });
+  await sleep(SETTLE * 1000);
+  const meter = new Meter();
+  stats.errors = 0;
+  await meter.start();
+  const drop = performance.now();
+  for (const ws of sessions) {
+    ws.removeAllListeners('close');
+    ws.terminate();
+  }
+  sessions = await openMany(SESSIONS, STORM_CONCURRENCY, async () => {
+    const ws = await upgradeWithRetries(stats);
+    if (ws) meter.record(performance.now() - drop);
+    return ws;
+  });
+  await meter.stop();
+  const back = sessions.filter((ws) => ws !== null).length;
+  const res = meter.result({
+    sessions: SESSIONS,
+    unit: 'reconnects/s',
+    back,
+    errors: stats.errors,
+    open_seconds: round(openSeconds, 2),
+    storm_concurrency: STORM_CONCURRENCY,
+  });
+  res.recover_s = res.seconds;
+  emit(res);
+  for (const ws of sessions) if (ws) ws.terminate();
 }
 
 // ---------------------------------------------------------------- polling
@@ -666,6 +894,9 @@ const SCENARIOS = {
   idle,
   'polling-echo': pollingEcho,
   'polling-handshake': pollingHandshake,
+  'latency-under-load': latencyUnderLoad,
+  churn: latencyUnderLoad,
+  'reconnect-storm': reconnectStorm,
 };
 
 const run = SCENARIOS[SCENARIO];

@@ -72,9 +72,32 @@ KINDS = {
     "ws-handshake": {"clients": 10},
     "fanout": {"sessions": 1000},
     "idle": {"sessions": 10000},
+    "latency-under-load": {"sessions": 1000, "clients": 50},
+    "churn": {"sessions": 1000, "clients": 50},
+    "reconnect-storm": {"sessions": 1000},
 }
+# kinds that get a fresh server each (the others of one server+impl share one)
+ISOLATED = {"idle", "latency-under-load", "churn", "reconnect-storm"}
+# kinds whose server records its collector's pauses (apps/_gcstats.py, EIO_BENCH_GC=1)
+GC_KINDS = {"latency-under-load", "churn", "reconnect-storm"}
 # (key in the record, label, lower is better, compare as difference)
 CPU_PER_OP = ("server_cpu_us_per_op", "srv CPU us/op", True, False)  # robust to noise from other load
+GC = [  # the server's collections in the window; counts compare as differences
+    ("gc_count", "GC collections", True, True),
+    ("gc_full", "GC full (gen 2)", True, True),
+    ("gc_total_ms", "GC total ms", True, False),
+    ("gc_max_ms", "GC max pause ms", True, False),
+    ("gc_cpu_max_ms", "GC max pause CPU ms", True, False),
+    ("gc_tracked_per_session", "GC-tracked objects/session", True, False),
+]
+TAIL = [
+    ("rate", "msg/s", False, False),
+    ("p50_ms", "p50 ms", True, False),
+    ("p99_ms", "p99 ms", True, False),
+    ("p999_ms", "p99.9 ms", True, False),
+    ("max_ms", "max ms", True, False),
+    *GC,
+]
 METRICS = {
     "ws-echo": [
         ("rate", "msg/s", False, False),
@@ -92,6 +115,16 @@ METRICS = {
         ("p50_ms", "p50 ms/fanout", True, False),
     ],
     "idle": [("kib_per_session", "KiB/session", True, True), ("server_cpu_pct", "srv CPU %", True, True)],
+    "latency-under-load": TAIL,
+    "churn": [*TAIL, ("churn_per_s", "churned sessions/s", False, False)],
+    "reconnect-storm": [
+        ("recover_s", "s until all back", True, False),
+        ("rate", "reconnects/s", False, False),
+        ("p50_ms", "p50 ms to back", True, False),
+        ("p99_ms", "p99 ms to back", True, False),
+        CPU_PER_OP,
+        *GC,
+    ],
 }
 FULL_SCENARIOS = [
     "ws-echo",
@@ -109,6 +142,16 @@ QUICK_SCENARIOS = ["ws-echo", "polling-echo"]
 QUICK_SERVERS = ["uvicorn", "granian"]
 FULL_IMPLS = ["bare", "pyeio", "ours", "ours-sync"]
 QUICK_IMPLS = ["bare", "pyeio", "ours"]
+# --tail: the tail-under-load set (issue 21)
+TAIL_SCENARIOS = [
+    "latency-under-load-1000",
+    "latency-under-load-5000",
+    "latency-under-load-10000",
+    "churn-1000",
+    "reconnect-storm-1000",
+    "reconnect-storm-5000",
+]
+TAIL_IMPLS = ["bare-hb", "pyeio", "ours"]
 
 
 def parse_scenario(name: str) -> dict:
@@ -123,7 +166,10 @@ def parse_scenario(name: str) -> dict:
         if head in KINDS and tail.isdigit():
             kind, size = head, int(tail)
     if kind not in KINDS:
-        raise ValueError(f"unknown scenario {name!r}; kinds: {', '.join(KINDS)} (fanout-N, idle-N, +deflate)")
+        raise ValueError(
+            f"unknown scenario {name!r}; kinds: {', '.join(KINDS)} (fanout-N, idle-N, latency-under-load-N, "
+            "churn-N, reconnect-storm-N, +deflate)"
+        )
     if deflate and kind.startswith("polling"):
         raise ValueError(f"{name}: permessage-deflate applies to websocket scenarios only")
     params = dict(KINDS[kind])
@@ -206,8 +252,9 @@ def http_get(
 class Server:
     """One server process we started (pinned), measured over its process tree."""
 
-    def __init__(self, server: str, impl: str, core: str, log_path: Path):
+    def __init__(self, server: str, impl: str, core: str, log_path: Path, gc: bool = False):
         self.server, self.impl, self.core, self.log_path = server, impl, core, log_path
+        self.gc = gc  # the app answers GET /_bench/gc (apps/_gcstats.py)
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self.known: dict[int, int] = {}  # pid -> starttime, for stopping only our own
@@ -288,7 +335,24 @@ class Server:
             env.pop("EIO_ASYNC_HANDLERS", None)
         else:
             env["EIO_ASYNC_HANDLERS"] = flag
+        if self.gc:
+            env["EIO_BENCH_GC"] = "1"
+        else:
+            env.pop("EIO_BENCH_GC", None)
         return env
+
+    def gc_report(self, reset: bool = False, objects: bool = False, collect: bool = False) -> dict:
+        """The collector's pauses since the last reset (empty without gc or on failure);
+        objects: also the number of objects it tracks (slow); collect: after a full collection."""
+        if not self.gc:
+            return {}
+        flags = (("reset=1", reset), ("objects=1", objects), ("collect=1", collect))
+        query = "&".join(q for q, on in flags if on)
+        try:
+            status, body = http_get(self.port, "/_bench/gc" + ("?" + query if query else ""), timeout=30.0)
+            return json.loads(body) if status == 200 else {"gc_error": f"HTTP {status}"}
+        except (OSError, ValueError) as exc:
+            return {"gc_error": repr(exc)}
 
     def start(self, timeout: float = 30.0) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -415,11 +479,24 @@ def run_load(server: Server, scen: dict, opts, gen_core: str) -> dict:
     elif kind == "fanout":
         cmd += ["--concurrency", "200"]
         limit += scen["sessions"] / 100
+    elif kind in ("latency-under-load", "churn", "reconnect-storm"):
+        cmd += ["--settle", str(opts.idle_settle), "--concurrency", "200"]
+        limit = scen["sessions"] / 50 + opts.idle_settle + opts.warmup + 60
+        if kind == "reconnect-storm":
+            cmd += ["--storm-concurrency", str(opts.storm_concurrency)]
+            limit += scen["sessions"] / 50
+        else:  # the measured window is --load-window, not --duration
+            i = cmd.index("--duration")
+            cmd[i + 1] = str(opts.load_window)
+            limit += opts.load_window
+        if kind == "churn":
+            cmd += ["--churn-rate", str(opts.churn_rate)]
     cmd += ["--time-limit", str(int(limit))]
     proc = subprocess.Popen(
         cmd, cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     marks: dict[str, dict] = {}
+    tracked0 = server.gc_report(objects=True).get("gc_tracked") if kind in GC_KINDS else None
     result: dict | None = None
     error: str | None = None
     warnings: list[str] = []
@@ -445,6 +522,11 @@ def run_load(server: Server, scen: dict, opts, gen_core: str) -> dict:
             event = msg.get("event")
             if event == "mark":
                 marks[msg["name"]] = {**server.sample(), **msg}
+                if kind in GC_KINDS and msg["name"] == "ready":  # sessions open, before the window
+                    marks["ready"]["gc_tracked"] = server.gc_report(objects=True).get("gc_tracked")
+                if kind in GC_KINDS and msg["name"] in ("start", "end"):
+                    marks[msg["name"]]["gc"] = server.gc_report(reset=msg["name"] == "start")
+                    marks[msg["name"]]["loadavg"] = [round(x, 2) for x in os.getloadavg()]
                 try:
                     proc.stdin.write(b"continue\n")
                     proc.stdin.flush()
@@ -500,6 +582,22 @@ def run_load(server: Server, scen: dict, opts, gen_core: str) -> dict:
             rec["server_cpu_us_per_op"] = round(1e6 * srv / count, 2)
             if kind == "fanout":
                 rec["us_per_delivery"] = round(1e6 * srv / (count * scen["sessions"]), 3)
+    if kind in GC_KINDS and start and end:
+        gc_rec = end.get("gc", {})
+        rec.update(gc_rec)
+        if "gc_count_by_gen" in gc_rec:
+            rec["gc_full"] = gc_rec["gc_count_by_gen"][2]
+        rec["loadavg_start"], rec["loadavg_end"] = start["loadavg"], end["loadavg"]
+        tracked = marks.get("ready", {}).get("gc_tracked")
+        if isinstance(tracked, int) and isinstance(tracked0, int):
+            # what a full collection walks, per open session
+            rec["gc_tracked_before"], rec["gc_tracked_open"] = tracked0, tracked
+            rec["gc_tracked_per_session"] = round((tracked - tracked0) / scen["sessions"], 1)
+        if kind != "reconnect-storm" and result.get("still_open") != scen["sessions"]:
+            warnings = [*rec.get("warnings", []), f"only {result.get('still_open')} idle sessions still open"]
+            rec["warnings"] = warnings
+        if kind == "reconnect-storm" and result.get("back") != scen["sessions"]:
+            rec["warnings"] = [*rec.get("warnings", []), f"only {result.get('back')} sessions came back"]
     if kind == "idle" and "baseline" in marks and start:
         grown = start["rss_kib"] - marks["baseline"]["rss_kib"]
         rec["rss_baseline_kib"] = marks["baseline"]["rss_kib"]
@@ -603,6 +701,29 @@ def main(argv: list[str] | None = None) -> int:
         "--idle-settle", type=float, default=2.0, help="seconds between opening and measuring idle"
     )
     ap.add_argument(
+        "--tail",
+        action="store_true",
+        help=f"the tail-under-load set: servers uvicorn,granian, impls {','.join(TAIL_IMPLS)}, scenarios "
+        f"{','.join(TAIL_SCENARIOS)} (explicit options still win)",
+    )
+    ap.add_argument(
+        "--load-window",
+        type=float,
+        help="latency-under-load and churn: seconds measured (default 30, quick 3)",
+    )
+    ap.add_argument(
+        "--churn-rate",
+        type=float,
+        default=100.0,
+        help="churn: sessions opened and closed per second (default 100)",
+    )
+    ap.add_argument(
+        "--storm-concurrency",
+        type=int,
+        default=500,
+        help="reconnect-storm: reconnects in flight at most (default 500)",
+    )
+    ap.add_argument(
         "--quiet-wait",
         type=float,
         default=0.0,
@@ -623,9 +744,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     q = opts.quick
-    servers = split(opts.servers) or (QUICK_SERVERS if q else SERVERS)
-    impls = split(opts.impls) or (QUICK_IMPLS if q else FULL_IMPLS)
-    scen_names = split(opts.scenarios) or (QUICK_SCENARIOS if q else FULL_SCENARIOS)
+    if opts.tail:
+        servers = split(opts.servers) or QUICK_SERVERS
+        impls = split(opts.impls) or TAIL_IMPLS
+        scen_names = split(opts.scenarios) or TAIL_SCENARIOS
+    else:
+        servers = split(opts.servers) or (QUICK_SERVERS if q else SERVERS)
+        impls = split(opts.impls) or (QUICK_IMPLS if q else FULL_IMPLS)
+        scen_names = split(opts.scenarios) or (QUICK_SCENARIOS if q else FULL_SCENARIOS)
+    opts.load_window = opts.load_window or (3.0 if q else 30.0)
     opts.duration = opts.duration or (1.5 if q else 4.0)
     opts.warmup = opts.warmup if opts.warmup is not None else (0.5 if q else 1.0)
     opts.idle_sessions = opts.idle_sessions or (1000 if q else 10000)
@@ -647,6 +774,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--repeat must be 1..50")
     if not shutil.which("taskset") or not shutil.which("node"):
         ap.error("needs taskset (util-linux) and node on PATH")
+    # a reconnecting client holds a poll and a websocket at once
+    raise_fd_limit(
+        max([sc.get("sessions", 0) * (2 if sc["kind"] == "reconnect-storm" else 1) for sc in scenarios] + [0])
+    )
     ensure_node_deps()
 
     run_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -685,6 +816,10 @@ def main(argv: list[str] | None = None) -> int:
         "size": opts.size,
         "idle_sessions": opts.idle_sessions,
         "idle_window": opts.idle_window,
+        "load_window": opts.load_window,
+        "churn_rate": opts.churn_rate,
+        "storm_concurrency": opts.storm_concurrency,
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
         "cores": {"server": opts.server_core, "generator": opts.gen_core},
         "nproc": os.cpu_count(),
         "cpu": cpu_model(),
@@ -723,7 +858,7 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     # throughput scenarios share one server (a fresh one after a crash);
                     # idle ones get a fresh server each
-                    pending = [sc for sc in scenarios if sc["kind"] != "idle"]
+                    pending = [sc for sc in scenarios if sc["kind"] not in ISOLATED]
                     queue = ([pending] if pending else []) + [
                         [sc] for sc in scenarios if sc["kind"] == "idle"
                     ]
@@ -733,6 +868,16 @@ def main(argv: list[str] | None = None) -> int:
                             if not todo:
                                 break
                             todo = run_group(s, i, todo, base, opts, log_dir, emit)
+                # the load scenarios: one fresh server each, the impls in turn (rotated each
+                # round, so that none always runs first after the machine's quiet wait)
+                turn = impls[rep % len(impls) :] + impls[: rep % len(impls)]
+                for sc in scenarios:
+                    if sc["kind"] not in ISOLATED or sc["kind"] == "idle":
+                        continue
+                    for i in turn:
+                        if (s, i) not in unavailable:
+                            base = {"type": "result", "run_id": run_id, "rep": rep, "server": s, "impl": i}
+                            run_group(s, i, [sc], base, opts, log_dir, emit)
         out.flush()
     print(f"\ndone in {time.monotonic() - t_run:.0f}s; results in {out_path}\n", flush=True)
     print_table(records)
@@ -741,7 +886,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_group(s: str, i: str, group: list[dict], base: dict, opts, log_dir: Path, emit) -> list[dict]:
     """Runs the scenarios of group on one server; returns those left when it died."""
-    server = Server(s, i, opts.server_core, log_dir / f"{s}-{i}.log")
+    gc = any(sc["kind"] in GC_KINDS for sc in group)
+    server = Server(s, i, opts.server_core, log_dir / f"{s}-{i}.log", gc=gc)
     try:
         server.start()
     except Exception as exc:  # recorded, the run goes on
@@ -787,6 +933,21 @@ def run_group(s: str, i: str, group: list[dict], base: dict, opts, log_dir: Path
         return []
     finally:
         server.stop()
+
+
+def raise_fd_limit(sockets: int) -> None:
+    """Soft RLIMIT_NOFILE up to the hard one (servers and the generator inherit it)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    need = sockets + 1000
+    if hard != resource.RLIM_INFINITY and hard < need:
+        print(
+            f"WARNING: open-file limit {hard} < {need} needed for {sockets} sockets (ulimit -Hn)",
+            flush=True,
+        )
 
 
 def wait_quiet(server: Server, max_wait: float) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 
 import pytest
 from nodeclient import node_available
@@ -52,3 +53,70 @@ def test_load_generator_timed_mode_still_runs() -> None:
         args = ["--scenario", "ws-echo", "--clients", "2", "--duration", "0.3", "--warmup", "0"]
         res = run_load(srv.port, *args)
     assert res["count"] > 0 and res["seconds"] >= 0.3 * 0.99, res  # it ran for its duration, not to a count
+
+
+# ---- the tail-under-load scenarios (issue 21): tiny N, about a second each
+
+
+def gc_report(port: int) -> dict:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_bench/gc", timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.mark.parametrize("app", ["bare_heartbeat:app", "ours:app", "pyengineio:app"])
+def test_load_scenarios_hold_churn_and_reconnect(app: str) -> None:
+    """Every session is held, churned or back over an upgrade; the app reports its GC pauses."""
+    if not node_available():
+        pytest.fail("node or node_modules missing: run `npm ci` at the repository root")
+    small = ["--sessions", "20", "--clients", "2", "--warmup", "0", "--settle", "0"]
+    env = {"PYTHONPATH": str(APPS), "EIO_BENCH_GC": "1"}
+    with running_server(app, "uvicorn", env=env) as srv:
+        held = run_load(srv.port, "--scenario", "latency-under-load", *small, "--duration", "0.5")
+        churn = run_load(srv.port, "--scenario", "churn", *small, "--duration", "1", "--churn-rate", "20")
+        storm = run_load(srv.port, "--scenario", "reconnect-storm", *small)
+        gc_stats = gc_report(srv.port)
+    assert held["still_open"] == 20 and held["count"] > 0 and held["p999_ms"] >= held["p50_ms"], held
+    assert held["max_ms"] >= held["p999_ms"], held
+    assert churn["churned"] > 0 and churn["churn_errors"] == 0 and churn["still_open"] == 20, churn
+    # every one of the 20 came back over polling -> websocket (an echo on the websocket after "5")
+    assert storm["back"] == 20 and storm["count"] == 20 and storm["errors"] == 0, storm
+    assert storm["recover_s"] > 0 and storm["max_ms"] <= 1000 * storm["recover_s"] + 1, storm
+    assert gc_stats["gc_count"] == sum(gc_stats["gc_count_by_gen"]) and gc_stats["gc_seconds"] > 0, gc_stats
+
+
+def test_run_py_reads_gc_pauses_at_the_marks(tmp_path) -> None:
+    """run.py end to end on the new scenarios: one row each, with the server's GC figures."""
+    if not node_available():
+        pytest.fail("node or node_modules missing: run `npm ci` at the repository root")
+    out = tmp_path / "r.jsonl"
+    cmd = [
+        sys.executable,
+        str(REPO_ROOT / "benchmarks" / "run.py"),
+        "--servers",
+        "uvicorn",
+        "--impls",
+        "ours",
+        "--scenarios",
+        "latency-under-load-10,churn-10,reconnect-storm-10",
+        "--load-window",
+        "0.5",
+        "--warmup",
+        "0",
+        "--idle-settle",
+        "1",  # a second before each window: a GC record not reset at the start mark would hold it
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(cmd, cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    results = {r["scenario"]: r for r in rows if r.get("type") == "result"}
+    assert set(results) == {"latency-under-load-10", "churn-10", "reconnect-storm-10"}, rows
+    for rec in results.values():
+        assert rec["status"] == "ok", rec
+        assert isinstance(rec["gc_count"], int) and rec["gc_full"] == rec["gc_count_by_gen"][2], rec
+        assert abs(rec["gc_seconds"] - rec["window_s"]) < 0.5, rec  # reset and read at the window's marks
+        assert len(rec["loadavg_start"]) == 3 and rec["gc_tracked_open"] > rec["gc_tracked_before"] > 0, rec
+    assert "p99.9 ms" in proc.stdout and "s until all back" in proc.stdout

@@ -2,12 +2,15 @@
 
 * message handler: echo the data back to the sender;
 * the text ``fanout`` sends ``fanout`` to every connected session instead;
-* ``EIO_ASYNC_HANDLERS`` (default true) is passed as ``async_handlers``.
+* ``EIO_ASYNC_HANDLERS`` (default true) is passed as ``async_handlers``;
+* ``EIO_BENCH_GC=1`` adds the collector's pauses at ``GET /_bench/gc`` (``_gcstats.py``).
 """
 
 from __future__ import annotations
 
 import os
+
+from _gcstats import install
 
 
 def async_handlers_from_env() -> bool:
@@ -38,4 +41,4 @@ def make_app(engineio_module):
         else:
             await eio.send(sid, data)
 
-    return eio, engineio_module.ASGIApp(eio)
+    return eio, install(engineio_module.ASGIApp(eio))  # + GET /_bench/gc when EIO_BENCH_GC=1

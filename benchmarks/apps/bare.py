@@ -10,6 +10,9 @@ What it does (and nothing more):
   ``4fanout`` to every open websocket session instead (the fan-out scenario);
   ``1`` (close) is not echoed: the client closes the websocket next.  It never
   pings.
+* upgrade (``transport=websocket`` with the sid of a polling session), as
+  engine.io-client does it: ``2probe`` is answered ``3probe`` and the pending
+  poll gets ``6`` (noop); after ``5`` the session is a websocket one as above.
 * polling: ``GET`` without sid answers the open packet; ``POST`` queues the
   payload's message packets and answers ``ok`` (``1`` closes the session);
   ``GET`` with sid answers the queued packets joined by ``\\x1e``, holding the
@@ -25,6 +28,7 @@ import secrets
 from collections import deque
 
 import sniffio
+from _gcstats import install
 
 PATH = "/engine.io/"
 OPEN_FIELDS = {"upgrades": [], "pingInterval": 25000, "pingTimeout": 20000, "maxPayload": 1000000}
@@ -43,8 +47,8 @@ class PollSession:
         self.event = None
 
 
-def open_packet(sid: str) -> str:
-    return "0" + json.dumps({"sid": sid, **OPEN_FIELDS}, separators=(",", ":"))
+def open_packet(sid: str, upgrades: tuple[str, ...] = ()) -> str:
+    return "0" + json.dumps({"sid": sid, **OPEN_FIELDS, "upgrades": list(upgrades)}, separators=(",", ":"))
 
 
 def new_sid() -> str:
@@ -99,16 +103,46 @@ async def bad_request(send, code: int, message: str) -> None:
     await respond(send, 400, json.dumps({"code": code, "message": message}).encode(), b"application/json")
 
 
-async def websocket(scope, receive, send) -> None:
+async def open_websocket(scope, receive, send) -> str | None:
+    """Accepts a websocket session (new, or upgraded from polling); its sid, or None."""
     msg = await receive()
     if msg["type"] != "websocket.connect":
-        return
-    if scope["path"] != PATH or b"sid=" in scope["query_string"]:  # no upgrades here
+        return None
+    if scope["path"] != PATH:
         await send({"type": "websocket.close", "code": 1008})
-        return
+        return None
+    sid_b = query(scope["query_string"]).get(b"sid")
+    if sid_b is None:
+        await send({"type": "websocket.accept"})
+        sid = new_sid()
+        await send({"type": "websocket.send", "text": open_packet(sid)})
+        return sid
+    sid = sid_b.decode()
+    session = poll_sessions.get(sid)
+    if session is None:
+        await send({"type": "websocket.close", "code": 1008})
+        return None
     await send({"type": "websocket.accept"})
-    sid = new_sid()
-    await send({"type": "websocket.send", "text": open_packet(sid)})
+    msg = await receive()
+    if msg.get("text") != "2probe":
+        await send({"type": "websocket.close", "code": 1008})
+        return None
+    await send({"type": "websocket.send", "text": "3probe"})
+    session.queue.append(b"6")  # the pending poll returns: the client pauses polling
+    if session.event is not None:
+        session.event.set()
+    msg = await receive()
+    if msg.get("text") != "5":
+        await send({"type": "websocket.close", "code": 1008})
+        return None
+    poll_sessions.pop(sid, None)
+    return sid
+
+
+async def websocket(scope, receive, send) -> None:
+    sid = await open_websocket(scope, receive, send)
+    if sid is None:
+        return
     ws_sessions[sid] = send
     try:
         while True:
@@ -163,7 +197,7 @@ async def http(scope, receive, send) -> None:
             return
         sid = new_sid()
         poll_sessions[sid] = PollSession()
-        await respond(send, 200, open_packet(sid).encode())
+        await respond(send, 200, open_packet(sid, ("websocket",)).encode())
         return
     sid = sid_b.decode()
     session = poll_sessions.get(sid)
@@ -209,7 +243,7 @@ async def lifespan(receive, send) -> None:
             return
 
 
-async def app(scope, receive, send) -> None:
+async def asgi(scope, receive, send) -> None:
     kind = scope["type"]
     if kind == "websocket":
         await websocket(scope, receive, send)
@@ -217,3 +251,6 @@ async def app(scope, receive, send) -> None:
         await http(scope, receive, send)
     elif kind == "lifespan":
         await lifespan(receive, send)
+
+
+app = install(asgi)  # the same app, plus GET /_bench/gc when EIO_BENCH_GC=1

@@ -25,7 +25,8 @@ import asyncio
 from collections import deque
 
 import bare
-from bare import FANOUT, PATH, new_sid, open_packet
+from _gcstats import install
+from bare import FANOUT
 
 INTERVAL = 25.0
 PING = {"type": "websocket.send", "text": "2"}
@@ -84,15 +85,9 @@ def _start_driver() -> None:
 
 
 async def websocket(scope, receive, send) -> None:
-    msg = await receive()
-    if msg["type"] != "websocket.connect":
+    sid = await bare.open_websocket(scope, receive, send)
+    if sid is None:
         return
-    if scope["path"] != PATH or b"sid=" in scope["query_string"]:
-        await send({"type": "websocket.close", "code": 1008})
-        return
-    await send({"type": "websocket.accept"})
-    sid = new_sid()
-    await send({"type": "websocket.send", "text": open_packet(sid)})
     bare.ws_sessions[sid] = send
     _start_driver()
     beat = _Beat(send, asyncio.get_running_loop().time() + INTERVAL)
@@ -122,11 +117,15 @@ async def websocket(scope, receive, send) -> None:
         pass
     finally:
         beat.closed = True
+        beat.send = None  # its entry waits in _due until it is due: keep the connection no longer
         bare.ws_sessions.pop(sid, None)
 
 
-async def app(scope, receive, send) -> None:
+async def asgi(scope, receive, send) -> None:
     if scope["type"] == "websocket":
         await websocket(scope, receive, send)
     else:
-        await bare.app(scope, receive, send)
+        await bare.asgi(scope, receive, send)
+
+
+app = install(asgi)  # the same app, plus GET /_bench/gc when EIO_BENCH_GC=1

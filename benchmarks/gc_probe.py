@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""What the garbage collector sees per idle session, per app: not timed, so it holds on a busy machine.
+
+    .venv/bin/python benchmarks/gc_probe.py --servers uvicorn,granian --sessions 2000
+
+For each server x app it starts the server with ``EIO_BENCH_GC=1`` (``apps/_gcstats.py``),
+opens N idle websocket sessions with ``load.js --scenario idle`` (pings answered) and
+reads the collector's counts at the generator's marks:
+
+* ``tracked/session``: live objects the collector tracks, per open session (after opening
+  N sessions minus before, each after a full collection). A full collection walks all of
+  them, so its pause grows with it.
+* ``promoted/ping``: objects moved into the oldest generation over a window in which every
+  session gets one ping (default 30 s > the 25 s ping interval), per ping answered
+  (``EIO_BENCH_GC_PROMOTED=1``: at each generation-1 collection, the young objects minus
+  those it collected). What a heartbeat leaves alive past two collections lands there,
+  and a full collection comes once that has reached a quarter of the oldest generation
+  (CPython 3.11's rule): the more per ping, the more often a full collection comes.
+* ``full/window`` and the collections' CPU time over the window.
+
+Results go to ``results/<time>-gcprobe.jsonl``; nothing here is a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import selectors
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run  # the harness's Server, pinned and measured the same way
+
+
+def probe(server: str, impl: str, sessions: int, window: float, log_dir: Path) -> dict:
+    srv = run.Server(server, impl, "0", log_dir / f"{server}-{impl}.log", gc=True)
+    os.environ["EIO_BENCH_GC_PROMOTED"] = "1"  # the server inherits it (this process's own env)
+    srv.start()
+    try:
+        cmd = ["taskset", "-c", "1", "node", str(run.LOAD_JS), "--scenario", "idle", "--port", str(srv.port)]
+        cmd += ["--sessions", str(sessions), "--window", str(window), "--settle", "2", "--concurrency", "200"]
+        cmd += ["--sync", "1", "--time-limit", str(int(sessions / 50 + window + 90))]
+        proc = subprocess.Popen(cmd, cwd=run.HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        at: dict[str, dict] = {}
+        result: dict = {}
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        buf = b""
+        deadline = time.monotonic() + sessions / 50 + window + 120
+        eof = False
+        while not eof and time.monotonic() < deadline:
+            if not sel.select(timeout=1.0):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            eof = not chunk
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                msg = json.loads(line)
+                if msg.get("event") == "mark":
+                    name = msg["name"]  # live objects only at baseline and ready, before the window
+                    collect = name in ("baseline", "ready")
+                    at[name] = srv.gc_report(reset=name == "start", objects=True, collect=collect)
+                    proc.stdin.write(b"continue\n")
+                    proc.stdin.flush()
+                elif msg.get("event") in ("result", "error"):
+                    result = msg
+        sel.close()
+        proc.wait(10)
+    finally:
+        srv.stop()
+    rec = {"server": server, "impl": impl, "sessions": sessions, "window_s": window, "load": result}
+    if {"baseline", "ready", "start", "end"} <= at.keys():
+        end = at["end"]
+        pings = result.get("pings_answered") or 0
+        full = end["gc_count_by_gen"][2]
+        promoted = end["gc_promoted"]
+        opened = at["ready"]["gc_tracked"] - at["baseline"]["gc_tracked"]
+        rec.update(
+            tracked_per_session=round(opened / sessions, 1),
+            pings=pings,
+            full_in_window=full,
+            promoted=promoted,
+            promoted_per_ping=round(promoted / pings, 2) if pings and promoted is not None else None,
+            gc_cpu_ms=end["gc_cpu_total_ms"],
+            gc_max_cpu_ms=end["gc_cpu_max_ms"],
+            gc_collections=end["gc_count_by_gen"],
+            marks=at,
+        )
+    return rec
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--servers", default="uvicorn,granian")
+    ap.add_argument("--impls", default="bare-hb,pyeio,ours")
+    ap.add_argument("--sessions", type=int, default=2000)
+    ap.add_argument("--window", type=float, default=30.0)
+    opts = ap.parse_args()
+    run.raise_fd_limit(opts.sessions)
+    run_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_path = run.RESULTS / f"{run_id}-gcprobe.jsonl"
+    log_dir = run.RESULTS / "logs" / f"{run_id}-gcprobe"
+    head = ("server", "impl", "tracked/session", "promoted/ping", "full/window", "GC CPU ms")
+    print(f"{head[0]:<9} {head[1]:<8} {head[2]:>15} {head[3]:>13} {head[4]:>11} {head[5]:>9}")
+    with open(out_path, "a") as out:
+        for server in run.split(opts.servers):
+            for impl in run.split(opts.impls):
+                rec = probe(server, impl, opts.sessions, opts.window, log_dir)
+                out.write(json.dumps(rec) + "\n")
+                out.flush()
+                print(
+                    f"{server:<9} {impl:<8} {run.fmt(rec.get('tracked_per_session')):>15} "
+                    f"{run.fmt(rec.get('promoted_per_ping')):>13} {run.fmt(rec.get('full_in_window')):>11} "
+                    f"{run.fmt(rec.get('gc_cpu_ms')):>9}",
+                    flush=True,
+                )
+    print(f"results in {out_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
