@@ -154,7 +154,8 @@ class V4Codec:
 
     def encode_response(self, packets: Sequence[Packet]) -> tuple[tuple[bytes, bytes], bytes]:
         """A GET response: always text (``text/plain; charset=UTF-8``), packets joined by
-        ``\x1e``, binary as ``b`` + base64. (The server calls this one: one call per poll.)"""
+        the record separator (U+001E), binary as ``b`` + base64. (The server calls this
+        one: one call per poll.)"""
         global _last_body
         if len(packets) == 1 and packets[0].type is _MESSAGE:
             # one message: what each recipient of a broadcast polls for
