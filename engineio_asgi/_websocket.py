@@ -42,6 +42,9 @@ class WebSocketMixin(RuntimeState):
             events = core.take_events()
             if events:
                 await self._perform(events)  # the connect handler, the accept, the OPEN packet
+            # (a local lives as long as the connection: these events need not, nor the
+            # last message's below, which are let go once handled)
+            del events
             self._timer_changed()
             refusal = conn.denied
             if isinstance(refusal, Respond):
@@ -87,10 +90,12 @@ class WebSocketMixin(RuntimeState):
                         ev = events[0]
                         if len(events) != 1 or type(ev) is not MessageReceived or handler is None:
                             await self._perform(events)
+                            del ev, events
                             continue
                         # the usual event, a message, handled here without a call through _perform
                         sid = ev.sid
                         data = ev.data
+                        del ev, events
                         # (a bytes message's first item is an int: never in JSON_START)
                         if data and data[0] in JSON_START and type(data) is str:
                             data = maybe_json(data)
@@ -105,6 +110,7 @@ class WebSocketMixin(RuntimeState):
                                 self._handler_failed("message", sid)
                         else:
                             await call(handler, sid, data)
+                        del data
             except anyio.get_cancelled_exc_class():
                 # Our own wake-ups end quietly at the waker: a cancellation that gets here
                 # is the ASGI server's, which cancels connections only when it stops

@@ -17,6 +17,7 @@ import pytest
 from asgi_harness import http, start_websocket
 
 import engineio_asgi
+import engineio_sansio
 
 pytestmark = pytest.mark.anyio
 
@@ -69,3 +70,33 @@ async def test_handshakes_and_messages_leave_no_cycles() -> None:
     assert len(opened) == 2 * 48
     assert many <= few, f"{many} objects in cycles after 40 rounds of sessions, {few} after 5"
     assert eio._sessions == {}
+
+
+async def test_an_open_websocket_keeps_no_event_it_has_handled() -> None:
+    """An idle connection's task keeps what it needs, not the events it performed: with
+    thousands of idle sessions, every object one keeps is traversed by each full collection."""
+    eio = engineio_asgi.AsyncServer()
+
+    @eio.on("message")
+    async def message(sid: str, data: Any) -> None:
+        await eio.send(sid, data)
+
+    app = engineio_asgi.ASGIApp(eio)
+    held = 5
+    async with anyio.create_task_group() as tg:
+        sockets = []
+        for _ in range(held):
+            ws = await start_websocket(tg, app, "EIO=4&transport=websocket")
+            await ws.receive()
+            await ws.send_text('4{"a":[1]}')  # a message whose data is parsed into objects
+            assert await ws.receive() == '4{"a":[1]}'
+            sockets.append(ws)
+        gc.collect()
+        kept = [
+            type(o).__name__
+            for o in gc.get_objects()
+            if type(o) in (engineio_sansio.ConnectRequest, engineio_sansio.MessageReceived)
+        ]
+        assert kept == [], f"{len(kept)} events kept by {held} open websockets: {sorted(set(kept))}"
+        for ws in sockets:
+            await ws.disconnect(1000)
