@@ -17,20 +17,11 @@ const fs = require("node:fs");
 const http = require("node:http");
 const path = require("node:path");
 
-const ROOT = path.join(__dirname, "..", "..");
-const req = (name) => {
-  try {
-    return require(name);
-  } catch (err) {
-    return require(path.join(ROOT, "node_modules", name));
-  }
-};
-const { chromium } = req("playwright-core");
-const { io } = req("socket.io-client");
+const { ROOT, launch, requireFromProject } = require("./chromium");
+
+const { io } = requireFromProject("socket.io-client");
 
 const UI_DIR = path.join(ROOT, "node_modules", "@socket.io", "admin-ui", "ui", "dist");
-const EXECUTABLE = process.env.CHROMIUM || "/usr/bin/chromium";
-const LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"];
 const STEP_MS = 15000;
 const TYPES = { ".html": "text/html", ".js": "application/javascript", ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml" };
 
@@ -91,7 +82,7 @@ async function main() {
   report.clients = clients.map((s) => ({ id: s.id, transport: s.io.engine.transport.name }));
   const uiUrl = `http://127.0.0.1:${await serveUI()}/`;
 
-  browser = await chromium.launch({ executablePath: EXECUTABLE, args: LAUNCH_ARGS, timeout: 30000 });
+  browser = await launch();
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   const pageErrors = [];

@@ -19,26 +19,10 @@
 // one has "ok". Each wait is bounded; the whole run has a hard limit (HARD_LIMIT_MS).
 "use strict";
 
-const path = require("node:path");
 const readline = require("node:readline");
 
-let chromium;
-try {
-  ({ chromium } = require("playwright-core"));
-} catch (err) {
-  ({ chromium } = require(path.join(__dirname, "..", "..", "node_modules", "playwright-core")));
-}
+const chromium = require("./chromium");
 
-const EXECUTABLE = process.env.CHROMIUM || "/usr/bin/chromium";
-const LAUNCH_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
 const HARD_LIMIT_MS = Number(process.env.BROWSER_HARD_LIMIT_MS || 60000);
 const STEP_MS = 10000;
 
@@ -78,7 +62,7 @@ function nextLine() {
 }
 
 async function launch() {
-  browser = await chromium.launch({ executablePath: EXECUTABLE, args: LAUNCH_ARGS, timeout: 30000 });
+  browser = await chromium.launch();
   return browser.newContext({ viewport: { width: 860, height: 640 } });
 }
 

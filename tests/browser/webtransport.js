@@ -16,25 +16,9 @@
 // serverCertificateHashes (the page passes the hash it gets from /config.json).
 "use strict";
 
-const path = require("node:path");
 
-let chromium;
-try {
-  ({ chromium } = require("playwright-core"));
-} catch (err) {
-  ({ chromium } = require(path.join(__dirname, "..", "..", "node_modules", "playwright-core")));
-}
+const { launch } = require("./chromium");
 
-const EXECUTABLE = process.env.CHROMIUM || "/usr/bin/chromium";
-const LAUNCH_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
 const HARD_LIMIT_MS = Number(process.env.BROWSER_HARD_LIMIT_MS || 90000);
 const STEP_MS = 10000;
 const [BASE, SCREENSHOT] = process.argv.slice(2);
@@ -98,7 +82,7 @@ async function echo(page) {
 }
 
 async function main() {
-  browser = await chromium.launch({ executablePath: EXECUTABLE, args: LAUNCH_ARGS, timeout: 30000 });
+  browser = await launch();
   const context = await browser.newContext({ viewport: { width: 860, height: 640 } });
 
   {

@@ -1,0 +1,37 @@
+// Debian's Chromium, headless, through playwright-core: the one launch every browser
+// driver in tests/browser uses. CHROMIUM overrides the executable. The flags keep a
+// closed network quiet (no background fetches, no component updates, no sync); QUIC
+// stays on, for WebTransport.
+"use strict";
+
+const path = require("node:path");
+
+const ROOT = path.join(__dirname, "..", "..");
+
+// A package from the project's node_modules, also when the driver runs from elsewhere.
+function requireFromProject(name) {
+  try {
+    return require(name);
+  } catch (err) {
+    return require(path.join(ROOT, "node_modules", name));
+  }
+}
+
+const { chromium } = requireFromProject("playwright-core");
+
+const EXECUTABLE = process.env.CHROMIUM || "/usr/bin/chromium";
+const LAUNCH_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+];
+
+function launch() {
+  return chromium.launch({ executablePath: EXECUTABLE, args: LAUNCH_ARGS, timeout: 30000 });
+}
+
+module.exports = { ROOT, launch, requireFromProject };
