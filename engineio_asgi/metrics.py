@@ -37,6 +37,12 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _TRANSPORTS = ("polling", "websocket")
+"""Always exported (zero when unused); a transport the snapshot has beyond these
+(``webtransport`` in the session gauge and the handshakes) is exported as well."""
+
+
+def _transports(names: Any) -> tuple[str, ...]:
+    return (*_TRANSPORTS, *sorted(set(names) - set(_TRANSPORTS)))
 
 
 class EngineIOCollector:
@@ -67,7 +73,7 @@ class EngineIOCollector:
 
         def by_transport(cls: Any, name: str, doc: str, counts: dict[str, int], unit: str = "") -> Any:
             m = family(cls, name, doc, "transport", unit=unit)
-            for transport in _TRANSPORTS:
+            for transport in _transports(counts):
                 m.add_metric([*values, transport], counts.get(transport, 0))
             return m
 
@@ -103,7 +109,7 @@ class EngineIOCollector:
             "transport",
             "protocol",
         )
-        for transport in _TRANSPORTS:
+        for transport in _transports(t for t, _ in s.handshakes):
             for version in (3, 4):
                 count = s.handshakes.get((transport, version), 0)
                 handshakes.add_metric([*values, transport, str(version)], count)
@@ -129,11 +135,16 @@ class EngineIOCollector:
             "POST bodies refused with 413 (over max_http_buffer_size).",
             s.too_large,
         )
-        yield single(CounterMetricFamily, "engineio_upgrades", "Upgrades to websocket completed.", s.upgrades)
+        yield single(
+            CounterMetricFamily,
+            "engineio_upgrades",
+            "Upgrades from polling completed (to websocket or WebTransport).",
+            s.upgrades,
+        )
         yield single(
             CounterMetricFamily,
             "engineio_upgrade_failures",
-            "Upgrades to websocket that did not complete.",
+            "Upgrades from polling that did not complete.",
             s.upgrade_failures,
         )
         yield by_transport(

@@ -3,6 +3,7 @@ address; the access logger writes one DEBUG line per response; ``stats()`` count
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
@@ -126,3 +127,36 @@ async def test_metrics_endpoint_serves_the_snapshot_in_prometheus_format() -> No
     assert samples[("engineio_requests_refused_total", (("code", "1"),))] == 0
     assert (await http(metrics, "POST", path="/metrics")).status == 405
     await eio.shutdown()
+
+
+def test_the_collector_exports_webtransport_sessions_and_handshakes() -> None:
+    """A transport beyond polling and websocket (WebTransport, in the session gauge and
+    the handshakes) is exported too, not dropped."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from engineio_asgi.metrics import EngineIOCollector
+
+    eio = engineio_asgi.AsyncServer(transports=["polling", "websocket", "webtransport"])
+    real = eio.stats()
+    snapshot = dataclasses.replace(
+        real,
+        sessions={"polling": 1, "websocket": 0, "webtransport": 2},
+        handshakes={("polling", 4): 1, ("webtransport", 4): 2},
+    )
+
+    class Fixed:
+        def stats(self) -> object:
+            return snapshot
+
+    registry = CollectorRegistry()
+    registry.register(EngineIOCollector(Fixed()))
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in family.samples
+    }
+    assert samples[("engineio_sessions", (("transport", "webtransport"),))] == 2
+    assert samples[("engineio_sessions", (("transport", "polling"),))] == 1
+    assert samples[("engineio_handshakes_total", (("protocol", "4"), ("transport", "webtransport")))] == 2
+    assert samples[("engineio_sessions", (("transport", "websocket"),))] == 0
