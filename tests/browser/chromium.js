@@ -34,4 +34,31 @@ function launch() {
   return chromium.launch({ executablePath: EXECUTABLE, args: LAUNCH_ARGS, timeout: 30000 });
 }
 
-module.exports = { ROOT, launch, requireFromProject };
+// A driver's run: JSON lines out (emit), one final report (finish: closes the browser it
+// launched and exits with code), and a hard limit on the whole run.
+function run(hardLimitMs) {
+  let browser = null;
+  let finished = false;
+  const emit = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
+  const finish = async (report, code) => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(hardTimer);
+    emit(report);
+    try {
+      if (browser) await browser.close();
+    } catch (e) {
+      // the browser is gone already
+    }
+    process.exit(code);
+  };
+  const hardTimer = setTimeout(() => finish({ ok: false, error: `hard limit of ${hardLimitMs} ms` }, 2), hardLimitMs);
+  process.on("SIGTERM", () => finish({ ok: false, error: "terminated" }, 3));
+  const launchOnce = async () => {
+    browser = await launch();
+    return browser;
+  };
+  return { emit, finish, launch: launchOnce };
+}
+
+module.exports = { ROOT, launch, requireFromProject, run };

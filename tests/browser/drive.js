@@ -26,27 +26,7 @@ const chromium = require("./chromium");
 const HARD_LIMIT_MS = Number(process.env.BROWSER_HARD_LIMIT_MS || 60000);
 const STEP_MS = 10000;
 
-let browser = null;
-let finished = false;
-
-function emit(obj) {
-  process.stdout.write(JSON.stringify(obj) + "\n");
-}
-
-async function finish(report, code) {
-  if (finished) return;
-  finished = true;
-  clearTimeout(hardTimer);
-  emit(report);
-  try {
-    if (browser) await browser.close();
-  } catch (e) {
-    // the browser is gone already
-  }
-  process.exit(code);
-}
-
-const hardTimer = setTimeout(() => finish({ ok: false, error: `hard limit of ${HARD_LIMIT_MS} ms` }, 2), HARD_LIMIT_MS);
+const { emit, finish, launch: launchBrowser } = chromium.run(HARD_LIMIT_MS);
 
 // Lines from the test on stdin, handed to whoever waits for one.
 const stdinLines = [];
@@ -62,7 +42,7 @@ function nextLine() {
 }
 
 async function launch() {
-  browser = await chromium.launch();
+  const browser = await launchBrowser();
   return browser.newContext({ viewport: { width: 860, height: 640 } });
 }
 

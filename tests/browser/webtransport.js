@@ -17,34 +17,13 @@
 "use strict";
 
 
-const { launch } = require("./chromium");
+const chromium = require("./chromium");
 
 const HARD_LIMIT_MS = Number(process.env.BROWSER_HARD_LIMIT_MS || 90000);
 const STEP_MS = 10000;
 const [BASE, SCREENSHOT] = process.argv.slice(2);
 
-let browser = null;
-let finished = false;
-
-function emit(obj) {
-  process.stdout.write(JSON.stringify(obj) + "\n");
-}
-
-async function finish(report, code) {
-  if (finished) return;
-  finished = true;
-  clearTimeout(hardTimer);
-  emit(report);
-  try {
-    if (browser) await browser.close();
-  } catch (e) {
-    // gone already
-  }
-  process.exit(code);
-}
-
-const hardTimer = setTimeout(() => finish({ ok: false, error: `hard limit of ${HARD_LIMIT_MS} ms` }, 2), HARD_LIMIT_MS);
-process.on("SIGTERM", () => finish({ ok: false, error: "terminated" }, 3));
+const { emit, finish, launch } = chromium.run(HARD_LIMIT_MS);
 
 const state = () => document.getElementById("state").textContent;
 
@@ -82,7 +61,7 @@ async function echo(page) {
 }
 
 async function main() {
-  browser = await launch();
+  const browser = await launch();
   const context = await browser.newContext({ viewport: { width: 860, height: 640 } });
 
   {
