@@ -141,11 +141,7 @@ class EventsMixin(RuntimeState):
 
     async def _sent(self, rid: int, *, failed: bool) -> None:
         core = self._core
-        if failed:
-            core.send_failed(rid, self._clock())
-        else:
-            core.frames_sent(rid)
-        events = core.take_events()
+        events = core.send_failed(rid, self._clock()) if failed else core.frames_sent(rid)
         if events:
             await self._perform(events)
 
@@ -241,7 +237,6 @@ class EventsMixin(RuntimeState):
             now = clock()
             if now >= target:  # woken by the deadline (not early, by a nearer one)
                 self._timer_late(now - target, now)
-            core.handle_timer(now)
-            events = core.take_events()
+            events = core.handle_timer(now)
             if events:
                 self._perform_detached(events)

@@ -54,13 +54,12 @@ class HandlersMixin(RuntimeState):
             ok, body = True, None
         core = self._core
         if ok:
-            core.accept(sid, self._clock())
+            events = core.accept(sid, self._clock())
             self._timer_changed()
         else:
             self.logger.info("sid %s: application rejected the connection", sid)
             self._sessions.pop(sid, None)
-            core.reject(sid, None if body is None else _json.dumps(body).encode("utf-8"))
-        events = core.take_events()
+            events = core.reject(sid, None if body is None else _json.dumps(body).encode("utf-8"))
         if len(events) == 1 and type(events[0]) is Respond:
             self._deliver(events[0])  # a polling handshake's answer, without a call of _perform
         elif events:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from engineio_sansio import ErrorCode, Headers, Request, RequestRefused, asks_for_session
+from engineio_sansio import ErrorCode, Event, Headers, Request, RequestRefused, asks_for_session
 
 from ._state import Receive, RuntimeState, Scope, Send
 from .environ import build_environ, request_from_scope
@@ -54,7 +55,7 @@ class HooksMixin(RuntimeState):
 
     async def _receive_asked(
         self, request: Request, scope: Scope, receive: Receive, send: Send, websocket: bool
-    ) -> int:
+    ) -> tuple[int, Sequence[Event]]:
         """Hand a request to the core, asking ``allow_request`` first if it opens or upgrades a session."""
         refuse = None
         if asks_for_session(request, websocket):

@@ -28,10 +28,9 @@ class PollingMixin(RuntimeState):
     async def _handle_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         core = self._core
         if self._allow_request is None:
-            rid = core.receive_request(request_from_scope(scope), self._clock())
+            rid, events = core.receive_request(request_from_scope(scope), self._clock())
         else:
-            rid = await self._receive_asked(request_from_scope(scope), scope, receive, send, False)
-        events = core.take_events()
+            rid, events = await self._receive_asked(request_from_scope(scope), scope, receive, send, False)
         if len(events) == 1:
             response = events[0]
             if type(response) is Respond and response.request_id == rid:
@@ -76,8 +75,7 @@ class PollingMixin(RuntimeState):
         except Exception as exc:
             self.logger.info("request %d: response not written (%s)", response.request_id, exc)
             core = self._core
-            core.send_failed(response.request_id, self._clock())
-            events = core.take_events()
+            events = core.send_failed(response.request_id, self._clock())
             if events:
                 await self._perform(events)
 
@@ -104,16 +102,14 @@ class PollingMixin(RuntimeState):
                 continue  # woken: the response is here
             kind = message["type"]
             if kind == "http.request":
-                core.receive_body(
+                events = core.receive_body(
                     rid, message.get("body", b""), message.get("more_body", False), self._clock()
                 )
+                if events:
+                    await self._perform(events)
             elif kind == "http.disconnect":
-                core.connection_lost(rid, self._clock())
-                events = core.take_events()
+                events = core.connection_lost(rid, self._clock())
                 if events:
                     await self._perform(events)
                 return False
-            events = core.take_events()
-            if events:
-                await self._perform(events)
         return True

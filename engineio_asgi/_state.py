@@ -164,7 +164,7 @@ class RuntimeState:
 
         async def _receive_asked(
             self, request: Request, scope: Scope, receive: Receive, send: Send, websocket: bool
-        ) -> int:
+        ) -> tuple[int, Sequence[Event]]:
             raise NotImplementedError
 
         def _refused(self, ev: RequestRefused) -> None:

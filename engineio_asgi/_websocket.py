@@ -34,12 +34,11 @@ class WebSocketMixin(RuntimeState):
             return
         core = self._core
         if self._allow_request is None:
-            rid = core.receive_request(request_from_scope(scope), self._clock(), websocket=True)
+            rid, events = core.receive_request(request_from_scope(scope), self._clock(), websocket=True)
         else:
-            rid = await self._receive_asked(request_from_scope(scope), scope, receive, send, True)
+            rid, events = await self._receive_asked(request_from_scope(scope), scope, receive, send, True)
         conn = self._ws[rid] = WSConn(rid, scope, receive, send)
         try:
-            events = core.take_events()
             if events:
                 await self._perform(events)  # the connect handler, the accept, the OPEN packet
             # (a local lives as long as the connection: these events need not, nor the
@@ -83,8 +82,7 @@ class WebSocketMixin(RuntimeState):
                             frame = None
                         if frame is None:
                             frame = message.get("bytes") or b""
-                        core.receive_frame(rid, frame, clock())
-                        events = core.take_events()
+                        events = core.receive_frame(rid, frame, clock())
                         if not events:
                             continue
                         ev = events[0]
@@ -132,8 +130,7 @@ class WebSocketMixin(RuntimeState):
                             await self._server_stopped(conn, still_open=stopped is _STOPPED_CANCELLED)
         finally:
             # however it ended (refused, ignored, closed, lost), the core is told, once
-            core.connection_lost(rid, self._clock())
-            events = core.take_events()
+            events = core.connection_lost(rid, self._clock())
             if events:
                 with anyio.CancelScope(shield=True):
                     await self._perform(events)
@@ -165,8 +162,7 @@ class WebSocketMixin(RuntimeState):
         if not still_open:
             conn.close_sent = True  # nothing can be written any more
         core = self._core
-        core.close(conn.sid, self._clock())  # reason server disconnect, CLOSE queued
-        events = core.take_events()
+        events = core.close(conn.sid, self._clock())  # reason server disconnect, CLOSE queued
         if events:
             with anyio.move_on_after(CLIENT_CLOSE_GRACE):
                 # the disconnect handler, then the CLOSE packet, then the close frame

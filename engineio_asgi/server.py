@@ -223,11 +223,11 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, HooksMixin, Event
         if type(data) is not str and type(data) is not bytes:
             data = encode_data(data)
         core = self._core
-        if not core.send(sid, data):
+        events = core.send(sid, data)
+        if events is None:
             why = "session is closing" if sid in self._sessions else "no such session"
             self.logger.warning("cannot send to sid %s: %s", sid, why)
             return
-        events = core.take_events()
         if not events:
             return
         ev = events[0]
@@ -245,10 +245,9 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, HooksMixin, Event
                 except Exception as exc:
                     self.logger.info("sid %s: websocket write failed (%s)", sid, exc)
                     conn.close_sent = True
-                    core.send_failed(rid, self._clock())
+                    events = core.send_failed(rid, self._clock())
                 else:
-                    core.frames_sent(rid)
-                events = core.take_events()
+                    events = core.frames_sent(rid)
                 if events:
                     await self._perform(events)
                 return
@@ -299,8 +298,7 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, HooksMixin, Event
         a polling client to come back.
         """
         core = self._core
-        core.close(sid, self._clock())
-        events = core.take_events()
+        events = core.close(sid, self._clock())
         if events:
             await self._perform(events)
         self._timer_changed()

@@ -36,9 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DevCertificate", "WebTransportListener", "make_dev_certificate"]
 
-_MISSING = (
-    "WebTransport needs aioquic: install the extra with `pip install engineio-asgi[webtransport]`"
-)
+_MISSING = "WebTransport needs aioquic: install the extra with `pip install engineio-asgi[webtransport]`"
 _CLOSE_SESSION_CAPSULE = 0x2843  # CLOSE_WEBTRANSPORT_SESSION
 _MAX_REASON = 1024  # bytes of a close reason (the capsule's limit)
 _END: Any = object()
@@ -322,11 +320,14 @@ class _Session:
         refuse = None
         if server._allow_request is not None:  # a CONNECT opens or upgrades a session
             refuse = await server._ask_allow_request(build_environ(self.scope, self.receive, self.send))
-        rid = core.receive_request(request_from_scope(self.scope), clock(), webtransport=True, refuse=refuse)
+        rid, events = core.receive_request(
+            request_from_scope(self.scope), clock(), webtransport=True, refuse=refuse
+        )
         wsconn = WSConn(rid, self.scope, self.receive, self.send)
         server._ws[rid] = wsconn
         try:
-            await self._perform(core.take_events(), wsconn)
+            await self._perform(events, wsconn)
+            del events
             if wsconn.denied is not None or not wsconn.accepted:
                 return
             # Until the session is known (a new one asked the application, or a probe
@@ -344,14 +345,12 @@ class _Session:
                 if item is _END:
                     break
                 data, more = item
-                core.receive_body(rid, data, more, clock())
-                await self._perform(core.take_events(), wsconn)
+                await self._perform(core.receive_body(rid, data, more, clock()), wsconn)
                 if wsconn.close_sent or wsconn.denied is not None:
                     break
         finally:
             try:
-                core.connection_lost(rid, clock())
-                events = core.take_events()
+                events = core.connection_lost(rid, clock())
                 if events:
                     await server._perform(events)
             finally:

@@ -7,6 +7,7 @@ writes the state declared here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from .config import ServerConfig
@@ -128,10 +129,13 @@ class CoreState:
         def _ws_fail(self, ws: WebSocket, code: int, now: float) -> None:
             raise NotImplementedError
 
-        def receive_frame(self, rid: int, frame: Data, now: float) -> None:
+        def _frame(self, ws: WebSocket, frame: Data, now: float) -> None:
             raise NotImplementedError
 
-        def connection_lost(self, rid: int, now: float) -> None:
+        def _connection_lost(self, rid: int, now: float) -> None:
+            raise NotImplementedError
+
+        def _take(self) -> Sequence[Event]:
             raise NotImplementedError
 
         def _websocket_closed(self, ws: WebSocket, now: float) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 
 from ._names import CLOSE, CLOSED, CLOSING, OPENING, POLLING
 from ._state import CoreState
 from .errors import ErrorCode, ProtocolError
-from .events import SessionClosed
+from .events import Event, SessionClosed
 from .routing import WS_CLOSE_NORMAL
 from .session import INF, CloseReason, Session
 
@@ -17,7 +18,7 @@ __all__ = ["ClosingMixin"]
 class ClosingMixin(CoreState):
     """Ending sessions: the close reasons, the CLOSE packet and its grace period."""
 
-    def close(self, sid: str | None, now: float) -> None:
+    def close(self, sid: str | None, now: float) -> Sequence[Event]:
         """The application ends session ``sid``, or every session if ``sid`` is None.
 
         The reason is ``server disconnect``; queued packets are still delivered,
@@ -36,6 +37,7 @@ class ClosingMixin(CoreState):
                 self._finish(session)
             else:
                 self._close(session, CloseReason.SERVER_DISCONNECT, now)
+        return self._take()
 
     def _close(self, session: Session, reason: CloseReason, now: float | None) -> None:
         state = session.state

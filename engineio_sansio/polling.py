@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ._names import CLOSE_TYPE, CLOSED, CLOSING, MESSAGE, NOOP, OPEN_TYPE, POLLING, UPGRADING
 from ._state import CoreState
 from .errors import ErrorCode, LocalProtocolError, ProtocolError
-from .events import MessageReceived, Respond
+from .events import Event, MessageReceived, Respond
 from .http import compress_body
 from .message import Headers
 from .session import INF, CloseReason, PendingRequest, Session
@@ -165,7 +167,7 @@ class PollingMixin(CoreState):
         )
         self._refuse(rec.rid, error, rec.cors)
 
-    def receive_body(self, rid: int, data: bytes, more: bool, now: float) -> None:
+    def receive_body(self, rid: int, data: bytes, more: bool, now: float) -> Sequence[Event]:
         """Part of request ``rid``'s body; ``more`` is False on the last part.
 
         Only a POST reads its body (others ignore theirs). Its size is counted
@@ -180,27 +182,28 @@ class PollingMixin(CoreState):
             entry = self._streams.get(rid)
             if entry is not None:  # a WebTransport stream's bytes
                 self._stream_data(entry, rid, data, more, now)
-                return
+                return self._take()
             self._check_rid(rid)
-            return  # answered already
+            return ()  # answered already
         session = rec.session
         if session.post is not rec:
-            return  # not a POST: its body is not read
+            return ()  # not a POST: its body is not read
         if data:
             rec.size += len(data)
             if rec.size > self._max_size:
                 session.post = None
                 del self._requests[rid]
                 self._too_large(rec)
-                return
+                return self._take()
             rec.parts.append(data)
         if more:
-            return
+            return ()
         session.post = None
         del self._requests[rid]
         self._stats.polling_bytes_in += rec.size
         parts = rec.parts
         self._post(rec, parts[0] if len(parts) == 1 else b"".join(parts), now)
+        return self._take()
 
     def _post(self, rec: PendingRequest, body: bytes, now: float) -> None:
         """A whole POST body: decode it, act on each packet, answer ``ok``.

@@ -5,13 +5,14 @@ from __future__ import annotations
 import enum
 import json
 import secrets
+from collections.abc import Sequence
 
 from ._names import CLOSED, CLOSING, OPEN, OPEN_TYPE, OPENING, POLLING, UPGRADING, WEBSOCKET, WEBTRANSPORT
 from ._state import CoreState
 from .config import ServerConfig
 from .cookie import cookie_header
 from .errors import ErrorCode, LocalProtocolError, ProtocolError
-from .events import AcceptWebSocket, CloseWebSocket, ConnectRequest, Respond
+from .events import AcceptWebSocket, CloseWebSocket, ConnectRequest, Event, Respond
 from .http import cors_headers
 from .message import Headers, Request
 from .packet import CODECS, Codec, Packet
@@ -103,9 +104,9 @@ class RoutingMixin(CoreState):
         websocket: bool = False,
         webtransport: bool = False,
         refuse: str | None = None,
-    ) -> int:
+    ) -> tuple[int, Sequence[Event]]:
         """A request arrived (``websocket``: a websocket handshake; ``webtransport``: a
-        WebTransport session's extended CONNECT); returns its id.
+        WebTransport session's extended CONNECT); returns its id and the events it caused.
 
         What to do with it comes as events: a :class:`~engineio_sansio.Respond`
         (an error, a preflight, a poll answered at once; an error comes after a
@@ -140,7 +141,7 @@ class RoutingMixin(CoreState):
                 ErrorCode.FORBIDDEN, reason, 403, name="ORIGIN_NOT_ALLOWED", origin=origin, message=reason
             )
             self._refuse(rid, error, None)
-            return rid
+            return rid, self._take()
         try:
             if webtransport:
                 kind, session, codec, transport = self._route_stream(request)
@@ -148,7 +149,7 @@ class RoutingMixin(CoreState):
                 kind, session, codec, transport = self._route(request, now, websocket)
         except ProtocolError as exc:
             self._refuse(rid, exc, cors)
-            return rid
+            return rid, self._take()
         if kind is _R_POLL:
             self._poll(PendingRequest(rid, session, request, cors))  # type: ignore[arg-type]
         elif kind is _R_POST:
@@ -173,7 +174,7 @@ class RoutingMixin(CoreState):
         else:  # Node's engine.io accepts and closes it: a refusal reads as an error, not a close
             self._events.append(AcceptWebSocket(rid, []))
             self._events.append(CloseWebSocket(rid, WS_CLOSE_NORMAL, 0.0))
-        return rid
+        return rid, self._take()
 
     def _forbid(self, rid: int, message: str, cors: Headers) -> None:
         """The application refused request ``rid`` (Node's ``allowRequest`` context: the message)."""
@@ -323,12 +324,16 @@ class RoutingMixin(CoreState):
         handshakes[key] = handshakes.get(key, 0) + 1
         self._events.append(ConnectRequest(sid, rid, transport))
 
-    def accept(self, sid: str, now: float) -> None:
+    def accept(self, sid: str, now: float) -> Sequence[Event]:
         """The application accepts session ``sid``: its handshake is answered, heartbeats start.
 
         A no-op for a session that is gone already (closed by the application
         from its connect handler).
         """
+        self._accept(sid, now)
+        return self._take()
+
+    def _accept(self, sid: str, now: float) -> None:
         session = self._sessions.get(sid)
         if session is None or session.state is CLOSED:
             return
@@ -358,16 +363,17 @@ class RoutingMixin(CoreState):
         del self._requests[rec.rid]
         self._respond_payload(rec)
 
-    def reject(self, sid: str, body: bytes | None = None) -> None:
+    def reject(self, sid: str, body: bytes | None = None) -> Sequence[Event]:
         """The application refuses session ``sid``: its handshake gets a 401 with ``body``
         (JSON; :data:`UNAUTHORIZED_BODY` when None) and the session is forgotten.
         A no-op for a session that is gone already."""
         session = self._sessions.get(sid)
         if session is None or session.state is CLOSED:
-            return
+            return ()
         if session.state is not OPENING:
             raise LocalProtocolError(f"reject({sid!r}): the session is {session.state.value}, not opening")
         self._refuse_handshake(session, body)
+        return self._take()
 
     def _refuse_handshake(self, session: Session, body: bytes | None) -> None:
         ws = session.ws

@@ -2,9 +2,9 @@
 
 Nothing here does I/O or reads a clock. A runtime tells the core what happened
 (a request, part of a body, a websocket frame, a connection gone, a write done
-or failed, the application's decisions, the time ``now``) and performs the
-events it takes back with :meth:`Server.take_events`, in order. It calls
-:meth:`Server.handle_timer` when :meth:`Server.next_deadline` comes.
+or failed, the application's decisions, the time ``now``); each of these
+methods returns the events it caused, which the runtime performs in order. It
+calls :meth:`Server.handle_timer` when :meth:`Server.next_deadline` comes.
 
 The work is split by job: :mod:`.routing` (requests and the handshake),
 :mod:`.polling`, :mod:`.websocket` (and the upgrade), :mod:`.webtransport`,
@@ -107,8 +107,9 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
 
     # --- events and time ---------------------------------------------------
 
-    def take_events(self) -> Sequence[Event]:
-        """Return and clear the pending events, oldest first (an empty tuple when none)."""
+    def _take(self) -> Sequence[Event]:
+        """Return and clear the events the current input caused, oldest first (an
+        empty tuple when none): every input method ends with it."""
         events = self._events
         if not events:
             return ()
@@ -126,7 +127,7 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
-    def handle_timer(self, now: float) -> None:
+    def handle_timer(self, now: float) -> Sequence[Event]:
         """Run everything due at ``now``: pings, ping timeouts, upgrade and close timeouts."""
         self._last_now = now
         heap = self._heap
@@ -137,6 +138,7 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
             session.heap_deadline = INF
             self._run_due(session, now)
             self._schedule(session)
+        return self._take()
 
     def _schedule(self, session: Session) -> None:
         d = session.deadline()
@@ -171,9 +173,13 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
 
     # --- connections ---------------------------------------------------------
 
-    def connection_lost(self, rid: int, now: float) -> None:
+    def connection_lost(self, rid: int, now: float) -> Sequence[Event]:
         """Request ``rid``'s client went away: before its answer (a held GET, a POST
         whose body was not complete, a handshake), or its websocket closed."""
+        self._connection_lost(rid, now)
+        return self._take()
+
+    def _connection_lost(self, rid: int, now: float) -> None:
         self._last_now = now
         rec = self._requests.get(rid)
         if rec is not None:
@@ -194,7 +200,7 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
             # break the cycle rather than leave it to the garbage collector
             session.ws = None
 
-    def send_failed(self, rid: int, now: float) -> None:
+    def send_failed(self, rid: int, now: float) -> Sequence[Event]:
         """Writing to request ``rid`` failed (a response, or a websocket's frames).
 
         A websocket is then gone (reason ``transport close`` for its session).
@@ -204,23 +210,26 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
         """
         self._last_now = now
         if rid in self._sockets:
-            self.connection_lost(rid, now)
-            return
+            self._connection_lost(rid, now)
+            return self._take()
         session = self._answered.pop(rid, None)
         if session is None:
             self._check_rid(rid)
-            return
+            return ()
         session.answered_rid = -1
         self._close(session, CloseReason.TRANSPORT_ERROR, now)
+        return self._take()
 
     # --- the application's side ---------------------------------------------
 
-    def send(self, sid: str, data: Data) -> bool:
-        """Send a message to session ``sid``; False when it no longer takes messages
-        (unknown, or closing). What to write, and where, comes as events."""
+    def send(self, sid: str, data: Data) -> Sequence[Event] | None:
+        """Send a message to session ``sid``: the events say what to write, and where
+        (none when it waits for a poll). None when the session no longer takes
+        messages (unknown, or closing). A message that overflows the session's
+        queue (``max_queued_bytes``) closes it with ``transport error``."""
         session = self._sessions.get(sid)
         if session is None:
-            return False
+            return None
         if session.state is OPEN and session.transport is WEBSOCKET and not session.outbox:
             ws: WebSocket = session.ws  # type: ignore[assignment]
             if not ws.busy:
@@ -239,17 +248,17 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
                 stats.ws_messages_out += 1
                 stats.ws_bytes_out += len(frame)
                 # (tuple.__new__ skips the NamedTuple's Python-level __new__: once per message)
-                self._events.append(_new_event(SendFrames, (ws.rid, (frame,))))
-                return True
+                return (_new_event(SendFrames, (ws.rid, (frame,))),)
         if session.state is CLOSED or session.state is CLOSING:
-            return False
+            return None
         if type(data) is str and not data.isascii():
             _check_text(data)
         if session.transport is WEBSOCKET:
             self._stats.ws_messages_out += 1
         else:
             self._stats.polling_messages_out += 1
-        return self._queue(session, Packet(MESSAGE, data))
+        self._queue(session, Packet(MESSAGE, data))
+        return self._take()
 
     def _queue(self, session: Session, packet: Packet) -> bool:
         data = packet.data

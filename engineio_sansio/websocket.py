@@ -6,6 +6,8 @@ A WebTransport stream goes through here too once its first packet is read (see
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ._names import (
     CLOSE_TYPE,
     CLOSED,
@@ -22,7 +24,7 @@ from ._names import (
 )
 from ._state import CoreState
 from .errors import LocalProtocolError, ProtocolError
-from .events import AcceptWebSocket, CloseWebSocket, MessageReceived, SendFrames, Upgraded
+from .events import AcceptWebSocket, CloseWebSocket, Event, MessageReceived, SendFrames, Upgraded
 from .framing import encode_stream_frame
 from .packet import Codec, Data, Packet
 from .routing import WS_CLOSE_NORMAL
@@ -51,12 +53,12 @@ _new_event = tuple.__new__
 class WebSocketMixin(CoreState):
     """Websocket sessions, and the upgrade of a polling session to a websocket."""
 
-    def receive_frame(self, rid: int, frame: Data, now: float) -> None:
+    def receive_frame(self, rid: int, frame: Data, now: float) -> Sequence[Event]:
         """One whole message from websocket ``rid`` (text as ``str``, binary as ``bytes``)."""
         ws = self._sockets.get(rid)
         if ws is None:
             self._check_rid(rid)
-            return  # the websocket has been reported gone
+            return ()  # the websocket has been reported gone
         session = ws.session
         if (
             type(frame) is str
@@ -72,8 +74,13 @@ class WebSocketMixin(CoreState):
             stats = self._stats
             stats.ws_messages_in += 1
             stats.ws_bytes_in += len(frame)
-            self._events.append(_new_event(MessageReceived, (session.sid, frame[_AFTER_TYPE])))
-            return
+            return (_new_event(MessageReceived, (session.sid, frame[_AFTER_TYPE])),)
+        self._frame(ws, frame, now)
+        return self._take()
+
+    def _frame(self, ws: WebSocket, frame: Data, now: float) -> None:
+        """Any frame from ``ws``: what it causes goes into the events."""
+        session = ws.session
         if ws.closed or session.state is CLOSED:
             return
         self._stats.ws_bytes_in += len(frame)
@@ -103,17 +110,20 @@ class WebSocketMixin(CoreState):
         if not self._control(session, packet, now):
             self._ws_fail(ws, WS_CLOSE_PROTOCOL, now)
 
-    def frames_sent(self, rid: int) -> None:
-        """The frames of the last :class:`~engineio_sansio.SendFrames` for ``rid`` are written."""
+    def frames_sent(self, rid: int) -> Sequence[Event]:
+        """The frames of the last :class:`~engineio_sansio.SendFrames` for ``rid`` are
+        written; returns what to write next, if anything waited."""
         ws = self._sockets.get(rid)
         if ws is None:
             self._check_rid(rid)
-            return  # reported gone meanwhile
+            return ()  # reported gone meanwhile
         if not ws.busy:
             raise LocalProtocolError(f"frames_sent({rid}): no frames were handed out for it")
         ws.busy = False
         if ws.pending or ws.close_code is not None or ws.session.outbox:
             self._write(ws)
+            return self._take()
+        return ()
 
     def _write(self, ws: WebSocket) -> None:
         """Hand out what websocket ``ws`` has to write next: frames, else its close."""

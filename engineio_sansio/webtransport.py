@@ -60,7 +60,7 @@ class WebTransportMixin(CoreState):
         sockets = self._sockets
         for frame in frames:
             if rid in sockets:
-                self.receive_frame(rid, frame, now)
+                self._frame(sockets[rid], frame, now)
             elif rid in self._streams:
                 self._first_packet(entry, rid, frame, now)
             else:
@@ -112,7 +112,7 @@ class WebTransportMixin(CoreState):
         # A client that ended its side can no longer answer pings: its transport is
         # gone, as for a websocket closed by the peer, but the runtime still holds the
         # WebTransport session open, so it is told to close it.
-        self.connection_lost(rid, now)
+        self._connection_lost(rid, now)
         self._events.append(CloseWebSocket(rid, WS_CLOSE_NORMAL, 0.0))
 
 
@@ -124,4 +124,3 @@ def _sid_of(data: str) -> str | None:
         return None
     sid = value.get("sid") if isinstance(value, dict) else None
     return sid if isinstance(sid, str) else None
-

@@ -35,10 +35,9 @@ def main() -> None:
     stats = Stats()
     core = Server(ServerConfig(), stats=stats)
     for _ in range(SESSIONS):
-        core.receive_request(Request("GET", {"EIO": "4", "transport": "polling"}), 0.0)
-        (ev,) = [e for e in core.take_events() if type(e) is ConnectRequest]
+        _, events = core.receive_request(Request("GET", {"EIO": "4", "transport": "polling"}), 0.0)
+        (ev,) = [e for e in events if type(e) is ConnectRequest]
         core.accept(ev.sid, 0.0)
-        core.take_events()
     registry = CollectorRegistry()
     registry.register(EngineIOCollector(_Source(stats)))
     print(f"{stats.snapshot().sessions} sessions")

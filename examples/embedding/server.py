@@ -23,6 +23,7 @@ import contextlib
 import logging
 import math
 import signal
+from collections.abc import Sequence
 
 import anyio
 import h11
@@ -52,9 +53,9 @@ class EchoApp:
 
     def on_message(self, rt: Runtime, sid: str, data: eio.Data) -> None:
         if data == "close-me":
-            rt.core.close(sid, anyio.current_time())
+            rt.close(sid)
         else:
-            rt.core.send(sid, data)
+            rt.send(sid, data)
 
     def on_disconnect(self, rt: Runtime, sid: str, reason: str) -> None:
         log.info("%s disconnected (%s)", sid, reason)
@@ -70,31 +71,34 @@ class Runtime:
         self.requests: dict[int, tuple[eio.Request, MemoryObjectSendStream[eio.Event]]] = {}
         self._timer = anyio.CancelScope()  # the timer's sleep: its deadline is the core's next one
 
-    def perform(self) -> None:
-        """Perform the core's events, in order, after every call into the core; it never awaits.
+    def send(self, sid: str, data: eio.Data) -> None:
+        """The application sends a message (ignored for a session that is gone)."""
+        self.perform(self.core.send(sid, data) or ())
 
-        The application's handlers call the core, never ``perform``: this loop takes their
-        events. Code outside a handler that calls the core calls ``perform`` after it.
-        """
-        while events := self.core.take_events():
-            for event in events:
-                match event:
-                    case eio.ConnectRequest(sid, rid, _):
-                        if self.app.on_connect(self, sid, self.requests[rid][0]):
-                            self.core.accept(sid, anyio.current_time())
-                        else:
-                            self.core.reject(sid)
-                    case eio.MessageReceived(sid, data):
-                        self.app.on_message(self, sid, data)
-                    case eio.SessionClosed(sid, reason):
-                        self.app.on_disconnect(self, sid, reason.value)
-                    case eio.Upgraded(sid):
-                        log.info("%s upgraded to websocket", sid)
-                    case eio.RequestRefused(_, code, message, context):  # its Respond follows
-                        log.info("request refused: %d %s %s", code, message, context)
-                    case _:  # Respond, AcceptWebSocket, SendFrames, CloseWebSocket: to the connection
-                        if event.request_id in self.requests:
-                            self.requests[event.request_id][1].send_nowait(event)
+    def close(self, sid: str) -> None:
+        """The application closes a session."""
+        self.perform(self.core.close(sid, anyio.current_time()))
+
+    def perform(self, events: Sequence[eio.Event]) -> None:
+        """Perform the events a call into the core returned, in order; it never awaits."""
+        for event in events:
+            match event:
+                case eio.ConnectRequest(sid, rid, _):
+                    if self.app.on_connect(self, sid, self.requests[rid][0]):
+                        self.perform(self.core.accept(sid, anyio.current_time()))
+                    else:
+                        self.perform(self.core.reject(sid))
+                case eio.MessageReceived(sid, data):
+                    self.app.on_message(self, sid, data)
+                case eio.SessionClosed(sid, reason):
+                    self.app.on_disconnect(self, sid, reason.value)
+                case eio.Upgraded(sid):
+                    log.info("%s upgraded to websocket", sid)
+                case eio.RequestRefused(_, code, message, context):  # its Respond follows
+                    log.info("request refused: %d %s %s", code, message, context)
+                case _:  # Respond, AcceptWebSocket, SendFrames, CloseWebSocket: to the connection
+                    if event.request_id in self.requests:
+                        self.requests[event.request_id][1].send_nowait(event)
         if (deadline := self.core.next_deadline()) is not None:
             self._timer.deadline = min(self._timer.deadline, deadline)  # wake the timer sooner
 
@@ -104,8 +108,7 @@ class Runtime:
             deadline = self.core.next_deadline()
             with anyio.CancelScope(deadline=math.inf if deadline is None else deadline) as self._timer:
                 await anyio.sleep_forever()
-            self.core.handle_timer(anyio.current_time())
-            self.perform()
+            self.perform(self.core.handle_timer(anyio.current_time()))
 
     async def handle_connection(self, stream: SocketStream) -> None:
         """One TCP connection (keep-alive HTTP/1.1 requests, or a websocket): a reader gives the
@@ -139,13 +142,14 @@ class Runtime:
                     # with no key it is no websocket handshake, and the core answers it as HTTP (400)
                     websocket = request.headers.get("upgrade", "").lower() == "websocket"
                     websocket = websocket and "sec-websocket-key" in request.headers
-                    rid = core.receive_request(request, anyio.current_time(), websocket=websocket)
+                    rid, events = core.receive_request(request, anyio.current_time(), websocket=websocket)
                     self.requests[rid] = request, outbox
-                    self.perform()
+                    self.perform(events)
                 elif isinstance(event, h11.Data | h11.EndOfMessage):
                     more = isinstance(event, h11.Data)
-                    core.receive_body(rid, bytes(event.data) if more else b"", more, anyio.current_time())
-                    self.perform()
+                    self.perform(
+                        core.receive_body(rid, bytes(event.data) if more else b"", more, anyio.current_time())
+                    )
                 elif event is h11.PAUSED:  # the next request, pipelined, or the websocket switch
                     await answered.wait()
                 else:
@@ -160,8 +164,7 @@ class Runtime:
                             if finished or size > limit:  # too big: the core refuses what came so far
                                 whole = "".join(parts) if isinstance(data, str) else b"".join(parts)
                                 parts, size = [], 0
-                                core.receive_frame(rid, whole, anyio.current_time())
-                                self.perform()
+                                self.perform(core.receive_frame(rid, whole, anyio.current_time()))
                         case Ping():
                             await send(ws.send(event.response()))
                         case CloseConnection():  # from the client, or its connection is gone
@@ -181,8 +184,8 @@ class Runtime:
                         try:
                             await respond(http, stream, status, headers, body)
                         except NETWORK_ERRORS:
-                            core.send_failed(request_id, anyio.current_time())
-                            break  # (the way out performs the events)
+                            self.perform(core.send_failed(request_id, anyio.current_time()))
+                            break
                         if http.our_state is not h11.DONE:  # h11 says this connection ends here
                             break
                         http.start_next_cycle()
@@ -200,10 +203,9 @@ class Runtime:
                     case eio.SendFrames(request_id, frames) if ws and ws.state is ConnectionState.OPEN:
                         # wsproto sends a str as a text message, bytes as a binary one
                         if not await send(b"".join(ws.send(Message(data=frame)) for frame in frames)):
-                            core.send_failed(request_id, anyio.current_time())
-                            break  # (the way out performs the events)
-                        core.frames_sent(request_id)
-                        self.perform()
+                            self.perform(core.send_failed(request_id, anyio.current_time()))
+                            break
+                        self.perform(core.frames_sent(request_id))
                     case eio.CloseWebSocket(_, code, grace):
                         if ws and ws.state is ConnectionState.OPEN:
                             await send(ws.send(CloseConnection(code=code)))
@@ -224,9 +226,8 @@ class Runtime:
             if rid >= 0:  # the request in progress: gone before its answer, or the websocket closed
                 self.requests.pop(rid, None)
                 if inbox.statistics().current_buffer_used:  # its answer was never written
-                    core.send_failed(rid, anyio.current_time())
-                core.connection_lost(rid, anyio.current_time())
-                self.perform()
+                    self.perform(core.send_failed(rid, anyio.current_time()))
+                self.perform(core.connection_lost(rid, anyio.current_time()))
             outbox.close()
             inbox.close()
 
@@ -270,8 +271,7 @@ async def serve(args: argparse.Namespace) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
                 log.info("signal %s: closing every session", signum)
-                runtime.core.close(None, anyio.current_time())
-                runtime.perform()
+                runtime.perform(runtime.core.close(None, anyio.current_time()))
                 await anyio.sleep(0.2)  # time for the CLOSE packets to leave
                 tg.cancel_scope.cancel()
 

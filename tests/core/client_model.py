@@ -263,9 +263,9 @@ class Hub:
         last part; ``refuse``: the application's ``allow_request`` refused it). Returns
         its request id."""
         if refuse is None:
-            rid = self.server.receive_request(request, self.now, websocket=websocket)
+            rid, _ = self.server.receive_request(request, self.now, websocket=websocket)
         else:
-            rid = self.server.receive_request(request, self.now, websocket=websocket, refuse=refuse)
+            rid, _ = self.server.receive_request(request, self.now, websocket=websocket, refuse=refuse)
         req = self.requests[rid] = Req(rid, request, websocket, owner, tag)
         self.contract.request(rid, request, websocket)
         if websocket:
@@ -351,9 +351,9 @@ class Hub:
         self._settle()
 
     def app_send(self, sid: str, data: Data) -> bool:
-        ok = self.server.send(sid, data)
+        events = self.server.send(sid, data)  # (queued by the hub's PublicOnly)
         self._settle()
-        return bool(ok)
+        return events is not None
 
     def app_close(self, sid: str) -> None:
         self._decide(sid, "close")

@@ -1,6 +1,6 @@
 """The contract between the core and any runtime, checked event by event.
 
-:class:`PublicOnly` is the core as a runtime may see it: its 14 public names and
+:class:`PublicOnly` is the core as a runtime may see it: its 13 public names and
 nothing else. :class:`EventContract` checks, as a runtime performs the events, every
 rule a runtime relies on to need nothing but the event stream (the shared hub in
 ``client_model`` runs it on every event of every test that drives a server).
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from engineio_sansio import (
@@ -28,7 +29,7 @@ from engineio_sansio import (
     Upgraded,
 )
 
-SERVER_API = (
+INPUTS = (
     "receive_request",
     "receive_body",
     "receive_frame",
@@ -40,34 +41,77 @@ SERVER_API = (
     "send",
     "close",
     "handle_timer",
-    "next_deadline",
-    "take_events",
-    "config",
 )
-"""The 14 public names of ``engineio_sansio.Server``: all a runtime may use."""
+"""The core's input methods: each returns the events it caused (``receive_request``
+with the request's id, ``send`` None when the session takes no more messages)."""
+SERVER_API = (*INPUTS, "next_deadline", "config")
+"""The 13 public names of ``engineio_sansio.Server``: all a runtime may use."""
+
+
+def _events_of(name: str, result: Any) -> Sequence[Event]:
+    if name == "receive_request":
+        return result[1]  # type: ignore[no-any-return]
+    return () if result is None else result  # type: ignore[no-any-return]
 
 
 class PublicOnly:
     """A ``Server`` with nothing but its public names: any other attribute is an ``AttributeError``.
 
     Every hub drives the core through one, so no test helper can lean on the core's
-    insides without it showing. ``overrides`` replace public names (a test's faulty core).
+    insides without it showing. It is also the test runtime's worklist: each input
+    returns its events as the core's do, and they are queued, in order, for
+    :meth:`take_events` (which is the adapter's, not the core's).
+
+    ``overrides`` replace public names (a test's faulty core); ``tamper`` rewrites
+    the events of every input before they are queued (a faulty core's stream).
     """
 
-    __slots__ = SERVER_API
+    __slots__ = (*SERVER_API, "take_events", "_queue")
 
-    def __init__(self, core: Any, **overrides: Any) -> None:
+    def __init__(
+        self, core: Any, tamper: Callable[[Sequence[Event]], Sequence[Event]] | None = None, **overrides: Any
+    ) -> None:
         unknown = set(overrides) - set(SERVER_API)
         if unknown:
             raise AttributeError(f"not public names of the core: {sorted(unknown)}")
+        queue: list[Event] = []
+        object.__setattr__(self, "_queue", queue)
         for name in SERVER_API:
-            object.__setattr__(self, name, overrides[name] if name in overrides else getattr(core, name))
+            method = overrides[name] if name in overrides else getattr(core, name)
+            if name in INPUTS:
+                method = _queueing(name, method, queue, tamper)
+            object.__setattr__(self, name, method)
+
+        def take_events() -> list[Event]:
+            events = queue[:]
+            queue.clear()
+            return events
+
+        object.__setattr__(self, "take_events", take_events)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"the core's public API is read-only ({name!r})")
 
     def __repr__(self) -> str:
         return "<PublicOnly Server>"
+
+
+def _queueing(
+    name: str,
+    method: Callable[..., Any],
+    queue: list[Event],
+    tamper: Callable[[Sequence[Event]], Sequence[Event]] | None,
+) -> Callable[..., Any]:
+    """``method``, with the events it returns also queued (after ``tamper``)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        result = method(*args, **kwargs)
+        events = _events_of(name, result)
+        queue.extend(tamper(events) if tamper is not None else events)
+        return result
+
+    call.__name__ = name
+    return call
 
 
 class ContractViolation(AssertionError):

@@ -10,53 +10,43 @@ grow with N.
 from __future__ import annotations
 
 import gc
+from collections.abc import Sequence
 from typing import Callable
 
-from engineio_sansio import SendFrames, Server
+from engineio_sansio import Event, SendFrames, Server
 from engineio_sansio.message import Request
 
 
-def _written(core: Server) -> None:
-    for ev in core.take_events():
+def _written(core: Server, events: Sequence[Event] | None) -> None:
+    for ev in events or ():
         if type(ev) is SendFrames:
-            core.frames_sent(ev.request_id)
+            _written(core, core.frames_sent(ev.request_id))
 
 
 def websocket_sessions(core: Server, n: int) -> None:
     for _ in range(n):
-        rid = core.receive_request(
+        rid, (ev,) = core.receive_request(
             Request("GET", {"EIO": "4", "transport": "websocket"}), 0.0, websocket=True
         )
-        (ev,) = core.take_events()
-        core.accept(ev.sid, 0.0)  # type: ignore[union-attr]
-        _written(core)
+        _written(core, core.accept(ev.sid, 0.0))  # type: ignore[union-attr]
         for _ in range(5):
             core.receive_frame(rid, "4hello", 0.0)
-            core.take_events()
-            core.send(ev.sid, "hi")  # type: ignore[union-attr]
-            _written(core)
-        core.receive_frame(rid, "1", 0.0)  # the client closes
-        _written(core)
+            _written(core, core.send(ev.sid, "hi"))  # type: ignore[union-attr]
+        _written(core, core.receive_frame(rid, "1", 0.0))  # the client closes
         core.connection_lost(rid, 0.0)
-        core.take_events()
 
 
 def polling_sessions(core: Server, n: int) -> None:
     for _ in range(n):
-        core.receive_request(Request("GET", {"EIO": "4", "transport": "polling"}), 0.0)
-        (ev,) = core.take_events()
+        _, (ev,) = core.receive_request(Request("GET", {"EIO": "4", "transport": "polling"}), 0.0)
         sid = ev.sid  # type: ignore[union-attr]
         core.accept(sid, 0.0)
-        core.take_events()
         query = {"EIO": "4", "transport": "polling", "sid": sid}
-        post = core.receive_request(Request("POST", query), 0.0)
+        post, _ = core.receive_request(Request("POST", query), 0.0)
         core.receive_body(post, b"4hello", False, 0.0)
-        core.take_events()
         core.send(sid, b"\x00binary")
         core.receive_request(Request("GET", query), 0.0)
-        core.take_events()
         core.close(sid, 0.0)
-        core.take_events()
 
 
 def cycles_found(run: Callable[[int], None], n: int) -> int:

@@ -3,7 +3,7 @@ a stateful model of whole sessions under random interleavings, and the runtime's
 contract: for any interleaving, a runtime needs nothing but the event stream.
 
 Everything that drives a server goes through the shared hub (``client_model.Hub``),
-which reaches the core only through its 14 public names and checks the event
+which reaches the core only through its 13 public names and checks the event
 stream's contract on every event. Runs are bounded (``max_examples``,
 ``deadline=None``) so the file stays within a few seconds to a few tens of seconds.
 """
@@ -58,7 +58,7 @@ from .client_model import (
     defer_connect,
     reject_connect,
 )
-from .event_contract import SERVER_API, ContractViolation, PublicOnly
+from .event_contract import INPUTS, SERVER_API, ContractViolation, PublicOnly
 
 C = V4Codec()
 T = PacketType
@@ -806,8 +806,8 @@ def lossy(core: Server) -> PublicOnly:
     (and says it sent them)."""
     count = itertools.count()
 
-    def send(sid: str, data: Any) -> bool:
-        return True if next(count) % 2 == 0 else bool(core.send(sid, data))
+    def send(sid: str, data: Any) -> Any:
+        return () if next(count) % 2 == 0 else core.send(sid, data)
 
     return PublicOnly(core, send=send)
 
@@ -841,7 +841,7 @@ DECISIONS: dict[str, Callable[[Hub, ConnectRequest], None]] = {
 
 
 def test_the_hub_sees_only_the_public_names() -> None:
-    """The 14 names are all a runtime gets: anything else is an AttributeError."""
+    """The 13 names are all a runtime gets: anything else is an AttributeError."""
     hub = Hub()
     public = {n for n in dir(Server()) if not n.startswith("_")}
     assert public == set(SERVER_API)
@@ -852,6 +852,26 @@ def test_the_hub_sees_only_the_public_names() -> None:
         hub.server.send = lambda *a: True  # type: ignore[method-assign]
 
 
+def nothing_left_behind(core: Server) -> PublicOnly:
+    """The core as the hub drives it, checked after every input: the events a call
+    returns are all it caused, and none waits inside the core for a later call (which
+    would hand it to whoever called next)."""
+
+    def checked(name: str) -> Callable[..., Any]:
+        method = getattr(core, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            left = core._events
+            if left:
+                raise ContractViolation(f"{name} left events behind for a later call: {left}")
+            return result
+
+        return call
+
+    return PublicOnly(core, **{name: checked(name) for name in INPUTS})
+
+
 class RuntimeContractMachine(RuleBasedStateMachine):
     """Many clients at once, any interleaving: handshakes the application accepts,
     refuses, closes in its handler or decides later; clients that leave at any moment
@@ -860,7 +880,8 @@ class RuntimeContractMachine(RuleBasedStateMachine):
     closes from the application; shutdown; the clock on time or late.
 
     The runtime (the hub) never consults anything but the event stream: it drives the
-    core through the 14 public names only (``PublicOnly``), and every event it performs
+    core through the 13 public names only (``PublicOnly``), every call returns all the
+    events it caused (``nothing_left_behind``), and every event it performs
     is checked against the contract (``EventContract``): at most one Respond per
     request, none for a websocket once accepted, no overlapping SendFrames, nothing
     after CloseWebSocket, every ConnectRequest answered once after the decision. At the
@@ -869,7 +890,7 @@ class RuntimeContractMachine(RuleBasedStateMachine):
     SessionClosed.
     """
 
-    wrap: Callable[[Server], Any] = PublicOnly
+    wrap: Callable[[Server], Any] = nothing_left_behind
 
     def __init__(self) -> None:
         super().__init__()
@@ -1038,15 +1059,14 @@ def duplicating_respond(core: Server) -> PublicOnly:
     """A faulty core: the first ``Respond`` it hands out comes twice."""
     done = []
 
-    def take_events() -> Any:
-        events = list(core.take_events())
+    def tamper(events: Any) -> Any:
         for ev in events:
             if type(ev) is Respond and not done:
                 done.append(ev)
                 return [*events, ev]
         return events
 
-    return PublicOnly(core, take_events=take_events)
+    return PublicOnly(core, tamper)
 
 
 def overlapping_writes(core: Server) -> PublicOnly:
@@ -1054,11 +1074,8 @@ def overlapping_writes(core: Server) -> PublicOnly:
     message sent meanwhile goes out in a second ``SendFrames`` at once."""
     ws_of: dict[str, int] = {}
     busy: set[int] = set()
-    extra: list[SendFrames] = []
 
-    def take_events() -> Any:
-        events = [*core.take_events(), *extra]
-        extra.clear()
+    def tamper(events: Any) -> Any:
         for ev in events:
             if (type(ev) is ConnectRequest and ev.transport is Transport.WEBSOCKET) or type(ev) is Upgraded:
                 ws_of[ev.sid] = ev.request_id
@@ -1066,24 +1083,23 @@ def overlapping_writes(core: Server) -> PublicOnly:
                 busy.add(ev.request_id)
         return events
 
-    def done(call: Callable[..., None]) -> Callable[..., None]:
+    def done(call: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(call)
-        def wrapper(rid: int, *args: Any) -> None:
+        def wrapper(rid: int, *args: Any) -> Any:
             busy.discard(rid)  # written, failed or gone: not busy any more
-            call(rid, *args)
+            return call(rid, *args)
 
         return wrapper
 
-    def send(sid: str, data: Any) -> bool:
+    def send(sid: str, data: Any) -> Any:
         rid = ws_of.get(sid)
         if rid in busy and isinstance(data, str):
-            extra.append(SendFrames(rid, ("4" + data,)))
-            return True
-        return bool(core.send(sid, data))
+            return (SendFrames(rid, ("4" + data,)),)
+        return core.send(sid, data)
 
     return PublicOnly(
         core,
-        take_events=take_events,
+        tamper,
         frames_sent=done(core.frames_sent),
         send_failed=done(core.send_failed),
         connection_lost=done(core.connection_lost),
@@ -1094,21 +1110,34 @@ def overlapping_writes(core: Server) -> PublicOnly:
 def silent_close(core: Server) -> PublicOnly:
     """A faulty core: it never says a session closed."""
 
-    def take_events() -> Any:
-        return [ev for ev in core.take_events() if type(ev) is not SessionClosed]
+    return PublicOnly(core, lambda events: [ev for ev in events if type(ev) is not SessionClosed])
 
-    return PublicOnly(core, take_events=take_events)
+
+class _KeepsTimerEvents(Server):
+    """A faulty core: the timer's events stay inside until some later call."""
+
+    def handle_timer(self, now: float) -> Any:
+        events = super().handle_timer(now)  # (before reading self._events: the call replaces it)
+        self._events.extend(events)
+        return ()
+
+
+def leaves_events_behind(core: Server) -> PublicOnly:
+    core.__class__ = _KeepsTimerEvents
+    return nothing_left_behind(core)
 
 
 @pytest.mark.parametrize(
     ("faulty", "says", "slow_writes"),
     [
-        (duplicating_respond, "a second Respond", False),
+        (leaves_events_behind, "left events behind", False),
+        # (a duplicated error Respond may be caught first as one without its RequestRefused)
+        (duplicating_respond, "a second Respond|an error response without its RequestRefused", False),
         (overlapping_writes, "a second SendFrames", True),  # writes only overlap while one is slow
         # the hub then also sees an "open" session without a deadline: either way it is caught
         (silent_close, "never got its SessionClosed|an open session without a deadline", False),
     ],
-    ids=["second-respond", "overlapping-writes", "no-session-closed"],
+    ids=["events-left-behind", "second-respond", "overlapping-writes", "no-session-closed"],
 )
 def test_the_contract_property_can_fail(
     faulty: Callable[[Server], Any], says: str, slow_writes: bool

@@ -587,8 +587,8 @@ def lossy(core: Server) -> PublicOnly:
     """A core that loses the first message the application sends (and says it sent it)."""
     count = itertools.count()
 
-    def send(sid: str, data: Any) -> bool:
-        return True if next(count) == 0 else bool(core.send(sid, data))
+    def send(sid: str, data: Any) -> Any:
+        return () if next(count) == 0 else core.send(sid, data)
 
     return PublicOnly(core, send=send)
 
@@ -596,10 +596,7 @@ def lossy(core: Server) -> PublicOnly:
 def silent_close(core: Server) -> PublicOnly:
     """A core that closes sessions behind the application's back (no SessionClosed)."""
 
-    def take_events() -> Any:
-        return [ev for ev in core.take_events() if type(ev) is not SessionClosed]
-
-    return PublicOnly(core, take_events=take_events)
+    return PublicOnly(core, lambda events: [ev for ev in events if type(ev) is not SessionClosed])
 
 
 def test_the_machine_can_fail() -> None:
