@@ -17,6 +17,11 @@ a state has no entry for raises :class:`IllegalTransition` (the runtime's misuse
 a bug of the core). A client's packet that has no entry is the protocol error it
 always was: the caller asks :meth:`Machine.allows` first. Messages never touch the
 tables.
+
+What stays outside them is the bookkeeping of requests and connections, not states of
+the session: a held poll's grace during an upgrade (``Session.poll_embargo``) and the
+NOOP it owes (``noop_pending``), a handshake whose client left (``handshake_lost``), and
+each websocket's writing and closing (``busy``, ``closed``, ``done``).
 """
 
 from __future__ import annotations

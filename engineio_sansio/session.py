@@ -153,6 +153,8 @@ class Session:
         self.poll_embargo: float | None = None
         self.post: PendingRequest | None = None  # the POST whose body is arriving
         self.answered_rid = -1  # the last poll answered with packets (for send_failed)
+        # the held (or next) poll owes the client a NOOP: the probe was answered, the
+        # upgrade completed, or the session closed under it (a poll's, not a state: see machine.py)
         self.noop_pending = False
         self.ws: WebSocket | None = None
         self.probe: WebSocket | None = None
