@@ -7,6 +7,7 @@ functions that run per message or per request import these instead.
 
 from __future__ import annotations
 
+from .machine import Upgrade
 from .packet import Packet, PacketType
 from .session import SessionState, Transport
 
@@ -31,3 +32,5 @@ CLOSED = SessionState.CLOSED
 WEBSOCKET = Transport.WEBSOCKET
 POLLING = Transport.POLLING
 WEBTRANSPORT = Transport.WEBTRANSPORT
+
+PROBE_ANSWERED = Upgrade.PROBE_ANSWERED

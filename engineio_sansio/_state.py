@@ -18,6 +18,7 @@ from .session import CloseReason, PendingRequest, Session, WebSocket
 from .stats import Stats
 
 if TYPE_CHECKING:
+    from .machine import Input
     from .message import Headers, Request
     from .packet import Codec, Data, Packet
     from .session import Transport
@@ -71,13 +72,13 @@ class CoreState:
         def _close(self, session: Session, reason: CloseReason, now: float | None) -> None:
             raise NotImplementedError
 
-        def _finish(self, session: Session) -> None:
+        def _finish(self, session: Session, cause: Input = ...) -> None:
             raise NotImplementedError
 
-        def _drop(self, session: Session) -> None:
+        def _drop(self, session: Session, cause: Input) -> None:
             raise NotImplementedError
 
-        def _abort_upgrade(self, session: Session, code: int = 1000) -> None:
+        def _abort_upgrade(self, session: Session, cause: Input, code: int = 1000) -> None:
             raise NotImplementedError
 
         def _write(self, ws: WebSocket) -> None:
@@ -92,7 +93,7 @@ class CoreState:
         def _respond_payload(self, rec: PendingRequest) -> None:
             raise NotImplementedError
 
-        def _refuse_handshake(self, session: Session, body: bytes | None) -> None:
+        def _refuse_handshake(self, session: Session, body: bytes | None, cause: Input) -> None:
             raise NotImplementedError
 
         def _handshake_headers(self, session: Session) -> Headers:

@@ -9,10 +9,20 @@ from ._names import CLOSE, CLOSED, CLOSING, OPENING, POLLING
 from ._state import CoreState
 from .errors import ErrorCode, ProtocolError
 from .events import Event, SessionClosed
+from .machine import SESSION, Input
 from .routing import WS_CLOSE_NORMAL
-from .session import INF, CloseReason, Session
+from .session import CloseReason, Session
 
-__all__ = ["ClosingMixin"]
+__all__ = ["CLOSE_INPUTS", "ClosingMixin"]
+
+CLOSE_INPUTS = {
+    CloseReason.SERVER_DISCONNECT: Input.SERVER_CLOSE,
+    CloseReason.CLIENT_DISCONNECT: Input.CLOSE_PACKET,
+    CloseReason.PING_TIMEOUT: Input.PING_TIMEOUT,
+    CloseReason.TRANSPORT_CLOSE: Input.TRANSPORT_LOST,
+    CloseReason.TRANSPORT_ERROR: Input.TRANSPORT_ERROR,
+}
+"""The input each close reason is to the session's machines."""
 
 
 class ClosingMixin(CoreState):
@@ -34,7 +44,7 @@ class ClosingMixin(CoreState):
             sessions = [session] if session is not None else []
         for session in sessions:
             if session.state is CLOSING:
-                self._finish(session)
+                self._finish(session, Input.SERVER_CLOSE)
             else:
                 self._close(session, CloseReason.SERVER_DISCONNECT, now)
         return self._take()
@@ -43,15 +53,16 @@ class ClosingMixin(CoreState):
         state = session.state
         if state is CLOSED or state is CLOSING:
             return
+        cause = CLOSE_INPUTS[reason]
         if state is OPENING:  # closed before the application accepted it: a refusal
-            self._refuse_handshake(session, None)
+            self._refuse_handshake(session, None, cause)
             return
         if now is None:
             now = self._last_now
         session.reason = reason
-        session.next_ping = session.pong_deadline = INF
+        session.heartbeat_machine.step(session, cause)
         if session.probe is not None:
-            self._abort_upgrade(session)
+            self._abort_upgrade(session, Input.UPGRADE_CANCELLED)
         self._events.append(SessionClosed(session.sid, reason))
         closed = self._stats.closed
         closed[reason] = closed.get(reason, 0) + 1
@@ -66,7 +77,7 @@ class ClosingMixin(CoreState):
             session.outbox.clear()
             if ws is not None:
                 self._close_socket(ws, WS_CLOSE_NORMAL)
-            self._drop(session)
+            self._drop(session, cause)
             return
         # polling: a held poll carries the last word; without one, only a server
         # disconnect waits (bounded) for the next poll to deliver its CLOSE.
@@ -76,24 +87,23 @@ class ClosingMixin(CoreState):
             else:
                 session.outbox.clear()
                 session.noop_pending = True
-            self._drop(session)
+            self._drop(session, cause)
         elif reason is CloseReason.SERVER_DISCONNECT:
             self._linger(session, now)
         else:
-            self._drop(session)
+            self._drop(session, cause)
 
     def _linger(self, session: Session, now: float) -> None:
+        """Closing: the CLOSE packet waits for the transport, at most ``close_timeout``."""
         session.outbox.append(CLOSE)
-        session.set_state(CLOSING)
-        session.close_deadline = now + self.config.close_timeout
+        SESSION.step(session, Input.CLOSE_QUEUED, now + self.config.close_timeout)
         self._schedule(session)
 
-    def _drop(self, session: Session) -> None:
+    def _drop(self, session: Session, cause: Input) -> None:
         """Forget the session; a held poll gets what is queued, a POST being read a 400."""
-        session.set_state(CLOSED)
-        session.upgrade_deadline = session.close_deadline = session.poll_embargo = INF
-        session.next_ping = session.pong_deadline = INF
-        session.heap_deadline = INF  # its timer entries are stale from now on
+        SESSION.step(session, cause)
+        session.poll_embargo = None
+        session.heap_deadline = None  # its timer entries are stale from now on
         sessions = self._sessions
         sessions.pop(session.sid, None)
         self._answered.pop(session.answered_rid, None)
@@ -114,12 +124,13 @@ class ClosingMixin(CoreState):
         if session.poll is not None:
             self._answer_poll(session)
 
-    def _finish(self, session: Session) -> None:
-        """A closing session has handed out its CLOSE packet (or ran out of time)."""
+    def _finish(self, session: Session, cause: Input = Input.CLOSE_SENT) -> None:
+        """A closing session has handed out its CLOSE packet (or ran out of time, or
+        its transport closed, or the application closed it again)."""
         if session.state is CLOSED:
             return
         session.outbox.clear()
-        self._drop(session)
+        self._drop(session, cause)
         ws = session.ws
         if ws is not None:
             self._close_socket(ws, WS_CLOSE_NORMAL)

@@ -1,8 +1,9 @@
 """Everything the core asks of the runtime, as one ordered stream of small values.
 
 Every input method of :class:`~engineio_sansio.Server` returns the events it
-caused, and the runtime performs them in order. They name requests by the id :meth:`~engineio_sansio.Server.receive_request`
-returned and sessions by their id: no object of the core crosses the boundary.
+caused, and the runtime performs them in order. They name requests by the id
+:meth:`~engineio_sansio.Server.receive_request` returned and sessions by their
+id: no object of the core crosses the boundary.
 A websocket is named by the id of the request that opened it.
 """
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._names import CLOSE_TYPE, CLOSED, CLOSING, MESSAGE, NOOP, OPEN_TYPE, POLLING, UPGRADING
+from ._names import CLOSE_TYPE, CLOSED, CLOSING, MESSAGE, NOOP, OPEN_TYPE, POLLING, PROBE_ANSWERED, UPGRADING
 from ._state import CoreState
 from .errors import ErrorCode, LocalProtocolError, ProtocolError
 from .events import Event, MessageReceived, Respond
 from .http import compress_body
 from .message import Headers
-from .session import INF, CloseReason, PendingRequest, Session
+from .session import CloseReason, PendingRequest, Session
 
 __all__ = ["UPGRADE_POLL_GRACE", "PollingMixin"]
 
@@ -60,7 +60,7 @@ class PollingMixin(CoreState):
         """Whether the held poll has something to answer with now."""
         if session.state is CLOSED:
             return True
-        if session.poll_embargo != INF and session.transport is POLLING:
+        if session.poll_embargo is not None and session.transport is POLLING:
             return False
         return bool(session.outbox) or session.noop_pending
 
@@ -71,8 +71,8 @@ class PollingMixin(CoreState):
             return
         session.poll = None
         del self._requests[rec.rid]
-        if session.poll_embargo != INF:
-            session.poll_embargo = INF
+        if session.poll_embargo is not None:
+            session.poll_embargo = None
             if session.transport is not POLLING:
                 # sent after the client's 5 (see UPGRADE_POLL_GRACE): the session left polling
                 session.noop_pending = False
@@ -85,7 +85,7 @@ class PollingMixin(CoreState):
                 )
                 self._respond_error(rec, error)
                 return
-        if session.transport is not POLLING or (session.probe is not None and session.probe.probed):
+        if session.transport is not POLLING or session.upgrade is PROBE_ANSWERED:
             # upgraded, or the probe answered (the client is leaving polling): the poll
             # ends with a NOOP; packets wait for the websocket, or the next poll if the
             # upgrade fails
@@ -245,7 +245,7 @@ class PollingMixin(CoreState):
         session = rec.session
         if session.poll is rec:
             session.poll = None
-            session.poll_embargo = INF
+            session.poll_embargo = None
         elif session.post is rec:
             session.post = None
         elif session.handshake is rec:

@@ -14,6 +14,7 @@ from .cookie import cookie_header
 from .errors import ErrorCode, LocalProtocolError, ProtocolError
 from .events import AcceptWebSocket, CloseWebSocket, ConnectRequest, Event, Respond
 from .http import cors_headers
+from .machine import SESSION, Input
 from .message import Headers, Request
 from .packet import CODECS, Codec, Packet
 from .session import CloseReason, PendingRequest, Session, Transport, WebSocket
@@ -223,7 +224,7 @@ class RoutingMixin(CoreState):
                 codec = V3.for_request(query, websocket)
             return _R_HANDSHAKE, None, codec, transport
         session = self._sessions.get(sid)
-        if session is not None and session.heap_deadline <= now:
+        if session is not None and session.heap_deadline is not None and session.heap_deadline <= now:
             self._run_due(session, now)  # a deadline the timer has not reached yet
             self._schedule(session)
         if session is None or session.state is OPENING or session.state is CLOSED:
@@ -337,14 +338,12 @@ class RoutingMixin(CoreState):
         session = self._sessions.get(sid)
         if session is None or session.state is CLOSED:
             return
-        if session.state is not OPENING:
-            raise LocalProtocolError(f"accept({sid!r}): the session is {session.state.value}, not opening")
+        SESSION.step(session, Input.ACCEPT)  # (the session must be opening)
         self._last_now = now
-        session.set_state(OPEN)
-        if session.codec.version == 3:  # the client pings: its first ping is due an interval from now
-            session.pong_deadline = now + self._v3_ping_deadline
-        else:
-            session.next_ping = now + self._ping_interval
+        # v4: the first ping is due an interval from now; v3: the client pings, and its
+        # first ping is due an interval (and the grace) from now
+        first = self._v3_ping_deadline if session.codec.version == 3 else self._ping_interval
+        session.heartbeat_machine.step(session, Input.ACCEPT, now + first)
         self._schedule(session)
         if session.handshake_lost:  # the client left while the application decided
             self._close(session, CloseReason.TRANSPORT_CLOSE, now)
@@ -370,15 +369,13 @@ class RoutingMixin(CoreState):
         session = self._sessions.get(sid)
         if session is None or session.state is CLOSED:
             return ()
-        if session.state is not OPENING:
-            raise LocalProtocolError(f"reject({sid!r}): the session is {session.state.value}, not opening")
-        self._refuse_handshake(session, body)
+        self._refuse_handshake(session, body, Input.REJECT)  # (the session must be opening)
         return self._take()
 
-    def _refuse_handshake(self, session: Session, body: bytes | None) -> None:
+    def _refuse_handshake(self, session: Session, body: bytes | None, cause: Input) -> None:
         ws = session.ws
         rec = session.handshake
-        session.set_state(CLOSED)
+        SESSION.step(session, cause)
         self._stats.rejected += 1
         session.outbox.clear()
         session.handshake = None

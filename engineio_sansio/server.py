@@ -29,16 +29,16 @@ from ._names import (
     PING_TYPE,
     POLLING,
     PONG_TYPE,
-    UPGRADING,
     WEBSOCKET,
 )
 from .closing import ClosingMixin
 from .config import ServerConfig
 from .events import Event, SendFrames
+from .machine import Heartbeat, Input, Upgrade
 from .packet import SHARED_FRAME_MIN, Data, Packet, shared_text_frame
 from .polling import UPGRADE_POLL_GRACE, PollingMixin
 from .routing import UNAUTHORIZED_BODY, RoutingMixin, default_sid, open_packet_parts
-from .session import INF, CloseReason, PendingRequest, Session, WebSocket
+from .session import CloseReason, PendingRequest, Session, WebSocket
 from .stats import Stats
 from .websocket import (
     CLIENT_CLOSE_GRACE,
@@ -135,40 +135,46 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
             deadline, _, session = heapq.heappop(heap)
             if session.heap_deadline != deadline:
                 continue  # superseded entry
-            session.heap_deadline = INF
+            session.heap_deadline = None
             self._run_due(session, now)
             self._schedule(session)
         return self._take()
 
     def _schedule(self, session: Session) -> None:
         d = session.deadline()
-        if d < session.heap_deadline:
+        if d is not None and (session.heap_deadline is None or d < session.heap_deadline):
             session.heap_deadline = d
             heapq.heappush(self._heap, (d, next(self._seq), session))
 
     def _run_due(self, session: Session, now: float) -> None:
+        """Act on the deadlines of the session's states that have passed at ``now``."""
         state = session.state
         if state is CLOSED:
             return
         if state is CLOSING:
-            if session.close_deadline <= now:
-                self._finish(session)
+            at = session.close_at
+            if at is not None and at <= now:
+                self._finish(session, Input.CLOSE_TIMEOUT)
             return
-        if session.pong_deadline <= now:
+        heartbeat = session.heartbeat_machine
+        at = session.heartbeat_at
+        if at is not None and at <= now and heartbeat.allows(session.heartbeat, Input.PING_TIMEOUT):
             if self.config.monitor_clients:
                 self._close(session, CloseReason.PING_TIMEOUT, now)
                 return
-            session.pong_deadline = INF  # not monitoring: never time out; the next pong restarts pings
-        if session.upgrade_deadline <= now:
-            self._abort_upgrade(session)
-        if session.poll_embargo <= now:
-            session.poll_embargo = INF
-            if session.probe is not None and session.probe.probed:
+            heartbeat.step(session, Input.PING_TIMEOUT_IGNORED)  # the next pong restarts pings
+        at = session.upgrade_at
+        if at is not None and at <= now:
+            self._abort_upgrade(session, Input.UPGRADE_TIMEOUT)
+        at = session.poll_embargo
+        if at is not None and at <= now:
+            session.poll_embargo = None
+            if session.upgrade is Upgrade.PROBE_ANSWERED:
                 session.noop_pending = True
             self._answer_poll(session)
-        if session.next_ping <= now:
-            session.next_ping = INF
-            session.pong_deadline = now + self._pong_wait
+        at = session.heartbeat_at
+        if at is not None and at <= now and session.heartbeat is Heartbeat.PING_SCHEDULED:
+            heartbeat.step(session, Input.PING_DUE, now + self._pong_wait)
             self._queue(session, PING)
 
     # --- connections ---------------------------------------------------------
@@ -288,14 +294,14 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
         if session.codec.version == 3:
             return self._control_v3(session, packet, now)
         if t is PONG_TYPE:
-            if session.next_ping == INF and (session.state is OPEN or session.state is UPGRADING):
-                # a ping is outstanding: the next one is due an interval from now
-                if session.pong_deadline != INF:  # (INF: timed out, not monitoring clients)
+            heartbeat = session.heartbeat_machine
+            if heartbeat.allows(session.heartbeat, Input.PONG):  # a ping is outstanding (else ignored)
+                at = session.heartbeat_at  # the pong's deadline (None: late, clients not monitored)
+                if at is not None:
                     stats = self._stats
                     stats.ping_round_trips += 1
-                    stats.ping_round_trip_seconds += now - (session.pong_deadline - self._pong_wait)
-                session.pong_deadline = INF
-                session.next_ping = now + self._ping_interval
+                    stats.ping_round_trip_seconds += now - (at - self._pong_wait)
+                heartbeat.step(session, Input.PONG, now + self._ping_interval)  # the next ping is due then
                 self._schedule(session)
             return True
         if t is CLOSE_TYPE:
@@ -313,8 +319,9 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
         t = packet.type
         if t is PING_TYPE:
             if not session.closed:
-                if self.config.monitor_clients:
-                    session.pong_deadline = now + self._v3_ping_deadline
+                heartbeat = session.heartbeat_machine
+                if self.config.monitor_clients and heartbeat.allows(session.heartbeat, Input.CLIENT_PING):
+                    heartbeat.step(session, Input.CLIENT_PING, now + self._v3_ping_deadline)
                     self._schedule(session)
                 self._queue(session, Packet(PONG_TYPE, packet.data))
             return True

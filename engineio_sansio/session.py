@@ -1,10 +1,10 @@
-"""Per-session state: the state machine, the outgoing queue, heartbeat deadlines."""
+"""Per-session state: its states and their deadlines (see :mod:`.machine`), its queue, its requests."""
 
 from __future__ import annotations
 
 import enum
 
-from .errors import LocalProtocolError
+from .machine import HEARTBEAT_V3, HEARTBEAT_V4, Heartbeat, IllegalTransition, Machine, SessionState, Upgrade
 from .message import Headers, Request
 from .packet import Codec, Data, Packet
 
@@ -18,7 +18,9 @@ __all__ = [
     "WebSocket",
 ]
 
-INF = float("inf")
+_OPENING = SessionState.OPENING
+_OFF = Heartbeat.OFF
+_NO_UPGRADE = Upgrade.NONE
 
 
 class CloseReason(str, enum.Enum):
@@ -45,39 +47,6 @@ class Transport(str, enum.Enum):
         return self.value
 
 
-class SessionState(enum.Enum):
-    """Where a session is in its life."""
-
-    OPENING = "opening"
-    """The protocol accepted the handshake; the application has not decided yet."""
-    OPEN = "open"
-    UPGRADING = "upgrading"
-    """A probe websocket is attached; polling still carries the session."""
-    CLOSING = "closing"
-    """Closed for the application; a CLOSE packet waits for a poll to carry it."""
-    CLOSED = "closed"
-
-    # Members are singletons compared by identity: hash them as objects. (Enum's own
-    # __hash__ is a Python-level call on 3.11, and every state change makes two.)
-    __hash__ = object.__hash__
-
-
-S = SessionState
-_OPENING = S.OPENING  # (a global read is cheaper than an Enum class attribute on 3.10/3.11)
-TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
-    S.OPENING: frozenset({S.OPEN, S.CLOSED}),
-    S.OPEN: frozenset({S.UPGRADING, S.CLOSING, S.CLOSED}),
-    S.UPGRADING: frozenset({S.OPEN, S.CLOSING, S.CLOSED}),
-    S.CLOSING: frozenset({S.CLOSED}),
-    S.CLOSED: frozenset(),
-}
-"""Every legal transition, in one table."""
-
-
-class IllegalTransition(LocalProtocolError):
-    """A bug in the caller or the core: a transition the table does not allow."""
-
-
 class WebSocket:
     """One websocket connection as the core sees it, named by the id of its request.
 
@@ -96,7 +65,6 @@ class WebSocket:
         "rid",
         "upgraded",
         "closed",
-        "probed",
         "busy",
         "pending",
         "close_code",
@@ -112,7 +80,6 @@ class WebSocket:
         self.rid = rid
         self.upgraded = upgraded
         self.closed = False
-        self.probed = False
         self.busy = False
         self.pending: list[Data] = []
         self.close_code: int | None = None
@@ -161,10 +128,12 @@ class Session:
         "noop_pending",
         "ws",
         "probe",
-        "next_ping",
-        "pong_deadline",
-        "upgrade_deadline",
-        "close_deadline",
+        "close_at",
+        "heartbeat",
+        "heartbeat_at",
+        "heartbeat_machine",
+        "upgrade",
+        "upgrade_at",
         "heap_deadline",
         "reason",
     )
@@ -180,18 +149,23 @@ class Session:
         self.handshake_lost = False  # the client left before the application decided
         self.poll: PendingRequest | None = None  # the held GET
         # A GET that arrives during an upgrade is not answered before this time (see
-        # polling.UPGRADE_POLL_GRACE); INF when no such GET is held.
-        self.poll_embargo = INF
+        # polling.UPGRADE_POLL_GRACE); None when no such GET is held.
+        self.poll_embargo: float | None = None
         self.post: PendingRequest | None = None  # the POST whose body is arriving
         self.answered_rid = -1  # the last poll answered with packets (for send_failed)
+        # the held (or next) poll owes the client a NOOP: the probe was answered, the
+        # upgrade completed, or the session closed under it (a poll's, not a state: see machine.py)
         self.noop_pending = False
         self.ws: WebSocket | None = None
         self.probe: WebSocket | None = None
-        self.next_ping = INF
-        self.pong_deadline = INF
-        self.upgrade_deadline = INF
-        self.close_deadline = INF
-        self.heap_deadline = INF
+        # Each machine's state, and the deadline of that state while it has one (None otherwise)
+        self.close_at: float | None = None  # CLOSING's: the CLOSE packet's time is up
+        self.heartbeat = _OFF
+        self.heartbeat_at: float | None = None
+        self.heartbeat_machine: Machine[Heartbeat] = HEARTBEAT_V3 if codec.version == 3 else HEARTBEAT_V4
+        self.upgrade = _NO_UPGRADE
+        self.upgrade_at: float | None = None
+        self.heap_deadline: float | None = None  # the time of its live entry in the timer heap
         self.reason: CloseReason | None = None
 
     @property
@@ -204,17 +178,13 @@ class Session:
         """The Engine.IO protocol version this session speaks."""
         return self.codec.version
 
-    def set_state(self, new: SessionState) -> None:
-        """Move to ``new``; raise :class:`IllegalTransition` if the table forbids it."""
-        if new not in TRANSITIONS[self.state]:
-            raise IllegalTransition(f"session {self.sid}: {self.state.value} -> {new.value}")
-        self.state = new
-
-    def deadline(self) -> float:
-        """The earliest time this session needs the clock."""
-        return min(
-            self.next_ping, self.pong_deadline, self.upgrade_deadline, self.close_deadline, self.poll_embargo
-        )
+    def deadline(self) -> float | None:
+        """The earliest deadline among the session's current states (None: it has none)."""
+        earliest = None
+        for at in (self.close_at, self.heartbeat_at, self.upgrade_at, self.poll_embargo):
+            if at is not None and (earliest is None or at < earliest):
+                earliest = at
+        return earliest
 
     def __repr__(self) -> str:
         return f"<Session {self.sid} {self.state.value} {self.transport.value}>"

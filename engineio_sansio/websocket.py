@@ -18,7 +18,6 @@ from ._names import (
     PING_TYPE,
     POLLING,
     UPGRADE_TYPE,
-    UPGRADING,
     WEBSOCKET,
     WEBTRANSPORT,
 )
@@ -26,9 +25,10 @@ from ._state import CoreState
 from .errors import LocalProtocolError, ProtocolError
 from .events import AcceptWebSocket, CloseWebSocket, Event, MessageReceived, SendFrames, Upgraded
 from .framing import encode_stream_frame
+from .machine import SESSION, UPGRADE, Input
 from .packet import Codec, Data, Packet
 from .routing import WS_CLOSE_NORMAL
-from .session import INF, CloseReason, Session, WebSocket
+from .session import CloseReason, Session, WebSocket
 
 __all__ = [
     "CLIENT_CLOSE_GRACE",
@@ -173,41 +173,50 @@ class WebSocketMixin(CoreState):
         """An upgrade websocket (or WebTransport ``stream``) arrived for a polling session:
         it becomes the probe, and ``codec`` the session's once the upgrade completes (a v3
         client's may differ)."""
-        session.set_state(UPGRADING)
+        SESSION.step(session, Input.UPGRADE_REQUEST)
+        UPGRADE.step(session, Input.UPGRADE_REQUEST, now + self.config.upgrade_timeout)
         ws = WebSocket(session, rid, upgraded=False, stream=stream)
         ws.codec = codec
         session.probe = ws
         self._sockets[rid] = ws
-        session.upgrade_deadline = now + self.config.upgrade_timeout
         self._schedule(session)
         if not stream:  # a WebTransport session was accepted with its CONNECT
             self._events.append(AcceptWebSocket(rid, []))
 
     def _probe_frame(self, ws: WebSocket, packet: Packet) -> None:
+        """A packet on the probe: ``2probe``, then ``5``; anything else fails the upgrade."""
         session = ws.session
-        if packet.type is PING_TYPE and packet.data == "probe" and not ws.probed:
-            ws.probed = True
+        t = packet.type
+        if t is PING_TYPE and packet.data == "probe":
+            event = Input.PROBE_PING
+        elif t is UPGRADE_TYPE:
+            event = Input.UPGRADE_PACKET
+        else:
+            event = Input.PROBE_ERROR
+        if not UPGRADE.allows(session.upgrade, event):  # (a second 2probe, a 5 before it)
+            event = Input.PROBE_ERROR
+        if event is Input.PROBE_ERROR:
+            self._abort_upgrade(session, event, WS_CLOSE_PROTOCOL)
+        elif event is Input.UPGRADE_PACKET:
+            self._complete_upgrade(ws)
+        else:
+            UPGRADE.step(session, event, session.upgrade_at)  # the same deadline
             ws.pending.append("3probe")
             self._write(ws)
             if session.poll is not None:
                 session.noop_pending = True
                 self._answer_poll(session)
-            return
-        if packet.type is UPGRADE_TYPE and ws.probed:
-            self._complete_upgrade(ws)
-            return
-        self._abort_upgrade(session, WS_CLOSE_PROTOCOL)
 
     def _complete_upgrade(self, ws: WebSocket) -> None:
         session = ws.session
         session.probe = None
-        session.upgrade_deadline = INF
+        UPGRADE.step(session, Input.UPGRADE_PACKET)
         ws.upgraded = True
         session.ws = ws
         session.transport = WEBTRANSPORT if ws.stream else WEBSOCKET
         if ws.codec is not None:
             session.codec = ws.codec
-        session.set_state(OPEN)
+        SESSION.step(session, Input.UPGRADE_PACKET)
         self._stats.upgrades += 1
         self._events.append(Upgraded(session.sid, ws.rid))
         if session.poll is not None:
@@ -216,15 +225,15 @@ class WebSocketMixin(CoreState):
             self._answer_poll(session)
         self._write(ws)
 
-    def _abort_upgrade(self, session: Session, code: int = WS_CLOSE_NORMAL) -> None:
+    def _abort_upgrade(self, session: Session, cause: Input, code: int = WS_CLOSE_NORMAL) -> None:
+        """The upgrade fails (``cause``): the probe is closed with ``code``, polling carries on."""
         probe = session.probe
-        session.upgrade_deadline = INF
         if probe is None:
             return
         session.probe = None
         self._stats.upgrade_failures += 1
-        if session.state is UPGRADING:
-            session.set_state(OPEN)
+        UPGRADE.step(session, cause)
+        SESSION.step(session, cause)
         self._close_socket(probe, code)
 
     def _websocket_closed(self, ws: WebSocket, now: float) -> None:
@@ -236,19 +245,19 @@ class WebSocketMixin(CoreState):
         session = ws.session
         if not ws.upgraded:
             if session.probe is ws:
-                self._abort_upgrade(session)
+                self._abort_upgrade(session, Input.PROBE_LOST)
             return
         if session.state is OPENING:  # gone while the application decides: told once it has
             session.handshake_lost = True
             return
         if session.state is CLOSING:
-            self._finish(session)
+            self._finish(session, Input.TRANSPORT_LOST)
         else:
             self._close(session, CloseReason.TRANSPORT_CLOSE, now)
 
     def _ws_fail(self, ws: WebSocket, code: int, now: float) -> None:
         if not ws.upgraded:
-            self._abort_upgrade(ws.session, code)
+            self._abort_upgrade(ws.session, Input.PROBE_ERROR, code)
             return
         self._close_socket(ws, code)
         self._close(ws.session, CloseReason.TRANSPORT_ERROR, now)

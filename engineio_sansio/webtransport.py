@@ -83,7 +83,7 @@ class WebTransportMixin(CoreState):
             return
         sid = _sid_of(packet.data) if isinstance(packet.data, str) else None
         session = self._sessions.get(sid) if sid is not None else None
-        if session is not None and session.heap_deadline <= now:
+        if session is not None and session.heap_deadline is not None and session.heap_deadline <= now:
             self._run_due(session, now)  # a deadline the timer has not reached yet
             self._schedule(session)
         if session is None or session.state is OPENING or session.state is CLOSED:

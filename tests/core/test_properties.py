@@ -59,6 +59,7 @@ from .client_model import (
     reject_connect,
 )
 from .event_contract import INPUTS, SERVER_API, ContractViolation, PublicOnly
+from .transitions import TransitionWatch
 
 C = V4Codec()
 T = PacketType
@@ -345,6 +346,8 @@ class SessionMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        # every state change the core makes is an entry of its table, chained (see transitions.py)
+        self.transitions = TransitionWatch().start()
         self.stats = Stats()
         self.hub = Hub(MACHINE_CONFIG, stats=self.stats)
         self.client: Client | None = None
@@ -781,6 +784,12 @@ class SessionMachine(RuleBasedStateMachine):
                 assert view.closed, f"{c.sid}: its websocket was closed under an open session"
 
     def teardown(self) -> None:
+        try:
+            self.run_out()
+        finally:
+            self.transitions.stop()
+
+    def run_out(self) -> None:
         # no client activity any more: every session must end by itself
         self.hub.catch_up()
         self.hub.slow_polls = self.hub.slow_writes = False
@@ -793,6 +802,7 @@ class SessionMachine(RuleBasedStateMachine):
             assert len(self.hub.closed[c.sid]) == 1, (c.sid, self.hub.closed[c.sid])
         assert self.hub.server.next_deadline() is None, "the timer is still armed with no session left"
         self.hub.contract.finish()
+        self.transitions.check_all_closed()
 
 
 SessionMachine.TestCase.settings = settings(
@@ -815,6 +825,7 @@ def lossy(core: Server) -> PublicOnly:
 def test_machine_can_fail() -> None:
     """The model's checks are live: a core that drops a queued message is caught."""
     machine = SessionMachine()
+    machine.transitions.stop()  # (no teardown here)
     machine.hub = Hub(MACHINE_CONFIG, wrap=lossy)
     machine.open_client(ws=False)
     c = machine.c()
@@ -894,6 +905,7 @@ class RuntimeContractMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        self.transitions = TransitionWatch().start()  # (see SessionMachine)
         self.hub = Hub(CONTRACT_CONFIG, wrap=type(self).wrap)
         self.clients: list[Client] = []
         self.partial: list[int] = []  # POSTs whose body is still arriving
@@ -1045,8 +1057,12 @@ class RuntimeContractMachine(RuleBasedStateMachine):
             assert self.hub.server.next_deadline() is not None, "an open session without a deadline"
 
     def teardown(self) -> None:
-        self.partial.clear()
-        self.hub.finish()
+        try:
+            self.partial.clear()
+            self.hub.finish()
+            self.transitions.check_all_closed()
+        finally:
+            self.transitions.stop()
 
 
 RuntimeContractMachine.TestCase.settings = settings(
