@@ -61,6 +61,7 @@ IMPLS = {
     "pyeio-sync": ("pyengineio:app", "false", "python-engineio async_handlers=False"),
     "ours": ("ours:app", "true", "engineio_asgi"),
     "ours-sync": ("ours:app", "false", "engineio_asgi async_handlers=False"),
+    "ours-gc": ("ours_gc:app", "true", "engineio_asgi + engineio_asgi.tune_gc()"),
 }
 
 # scenario kind -> load.js parameters and the metrics the table shows
