@@ -44,6 +44,11 @@ const COUNT = num('count', 0); // if set: measure until this many operations com
 const WARMUP = num('warmup', 1); // seconds run before measuring
 const CLIENTS = num('clients', 50);
 const INFLIGHT = Math.max(1, num('inflight', 1));
+// under load: 0 = closed loop (each client sends its next message when the echo is
+// back: saturation); R > 0 = open loop, each client sends R messages a second on a
+// fixed schedule and a round trip is timed from the *scheduled* send
+const ECHO_RATE = num('echo-rate', 0);
+const PACE_TICK_MS = 1; // how often the paced senders look at their schedule
 const SIZE = num('size', 16); // message payload bytes
 const DEFLATE = args.deflate === '1' || args.deflate === 'true';
 const SESSIONS = num('sessions', 1000); // fan-out and idle
@@ -163,11 +168,13 @@ class Meter {
 
 const round = (x, d) => Math.round(x * 10 ** d) / 10 ** d;
 
-async function measure(meter) {
+// beforeStop(): called at the window's end while the meter still records
+async function measure(meter, beforeStop) {
   await sleep(WARMUP * 1000);
   const reached = COUNT > 0 ? new Promise((r) => (meter.reached = r)) : null;
   await meter.start();
   await (reached || sleep(DURATION * 1000));
+  if (beforeStop) beforeStop();
   await meter.stop();
 }
 
@@ -219,7 +226,7 @@ function openWs(onMessage, url = WS_URL) {
 // N clients x K messages in flight each; every echo triggers the next send.
 async function wsEcho() {
   const meter = new Meter();
-  const echo = await openEchoClients(meter);
+  const echo = await openEchoClients(meter, true);
   await measure(meter);
   echo.stop();
   const closed = echo.clients.filter((c) => c.ws.readyState !== WebSocket.OPEN).length;
@@ -228,7 +235,9 @@ async function wsEcho() {
 }
 
 // CLIENTS sessions with INFLIGHT messages each in flight, started; stop() ends the sending.
-async function openEchoClients(meter) {
+// markConnected: a mark "connected" once all are open, before the first message is sent.
+async function openEchoClients(meter, markConnected = false) {
+  if (ECHO_RATE > 0) return openPacedClients(meter);
   let running = true;
   const clients = await openMany(CLIENTS, CONCURRENCY, () => {
     const ring = new Float64Array(INFLIGHT);
@@ -248,6 +257,7 @@ async function openEchoClients(meter) {
       return state;
     });
   });
+  if (markConnected) await mark('connected');
   for (const st of clients) {
     for (let k = 0; k < INFLIGHT; k++) {
       st.ring[st.tail] = performance.now();
@@ -255,7 +265,58 @@ async function openEchoClients(meter) {
       st.ws.send(PAYLOAD);
     }
   }
-  return { clients, stop: () => (running = false) };
+  return { clients, stop: () => (running = false), outstanding: () => 0 };
+}
+
+// Open loop: client i sends its k-th message at t0 + (i / CLIENTS + k) / ECHO_RATE s,
+// whether or not the earlier ones came back, and each round trip counts from that
+// scheduled time. A server that stalls for 200 ms thus shows 200 ms, 199 ms, ... for
+// every message that was due meanwhile, not one slow sample (no coordinated omission);
+// a late tick of this generator's own timer counts too, the same for every server.
+// Echoes come back in order on a websocket, so each client keeps a FIFO of due times.
+async function openPacedClients(meter) {
+  const period = 1000 / ECHO_RATE;
+  const clients = await openMany(CLIENTS, CONCURRENCY, () => {
+    const state = { due: [], head: 0, next: 0, ws: null };
+    return openWs(() => {
+      if (state.head < state.due.length) meter.record(performance.now() - state.due[state.head++]);
+      if (state.head > 1024 && state.head * 2 > state.due.length) {
+        state.due = state.due.slice(state.head);
+        state.head = 0;
+      }
+    }).then((ws) => {
+      state.ws = ws;
+      return state;
+    });
+  });
+  const t0 = performance.now();
+  clients.forEach((st, i) => (st.next = t0 + (i / clients.length) * period));
+  const tick = () => {
+    const now = performance.now();
+    for (const st of clients) {
+      // (bounded: at most one period's worth of sends per client and tick after a stall of this process)
+      for (let guard = 0; st.next <= now && guard < 1000; guard++) {
+        st.due.push(st.next);
+        st.ws.send(PAYLOAD);
+        st.next += period;
+      }
+    }
+  };
+  const timer = setInterval(tick, PACE_TICK_MS);
+  return {
+    clients,
+    stop: () => clearInterval(timer),
+    // the messages sent and not yet back, timed as if they came back now (a stall at the
+    // end of the window is not hidden either); called while the meter still records
+    outstanding: () => {
+      const now = performance.now();
+      let n = 0;
+      for (const st of clients) {
+        for (let k = st.head; k < st.due.length; k++, n++) meter.record(now - st.due[k]);
+      }
+      return n;
+    },
+  };
 }
 
 // C loops in parallel, each: open a websocket session, wait for the open packet,
@@ -466,7 +527,8 @@ async function latencyUnderLoad() {
     }, 10);
   }
   const pings0 = pings;
-  await measure(meter);
+  let outstanding = 0;
+  await measure(meter, () => (outstanding = echo.outstanding()));
   const pingsInWindow = pings - pings0;
   if (churnTimer) clearInterval(churnTimer);
   const churnSeconds = (performance.now() - c0) / 1000;
@@ -481,6 +543,8 @@ async function latencyUnderLoad() {
     pings_answered: pingsInWindow,
     open_seconds: round(openSeconds, 2),
     closed_by_server: closed,
+    echo_rate: ECHO_RATE, // per client; 0: closed loop (saturation)
+    outstanding_at_end: outstanding,
   };
   if (CHURN_RATE > 0) {
     Object.assign(extra, {

@@ -61,6 +61,7 @@ IMPLS = {
     "pyeio-sync": ("pyengineio:app", "false", "python-engineio async_handlers=False"),
     "ours": ("ours:app", "true", "engineio_asgi"),
     "ours-sync": ("ours:app", "false", "engineio_asgi async_handlers=False"),
+    "ours-gc": ("ours_gc:app", "true", "engineio_asgi + engineio_asgi.tune_gc()"),
 }
 
 # scenario kind -> load.js parameters and the metrics the table shows
@@ -152,6 +153,10 @@ TAIL_SCENARIOS = [
     "reconnect-storm-5000",
 ]
 TAIL_IMPLS = ["bare-hb", "pyeio", "ours"]
+# latency-under-load and churn: each of the 50 echo clients sends this many messages a second
+# (open loop; 1,000 msg/s in all, a tenth of the slowest app's saturation here with 10,000 held
+# sessions on a loaded machine); --echo-rate 0 is the closed loop at saturation
+DEFAULT_ECHO_RATE = 20.0
 
 
 def parse_scenario(name: str) -> dict:
@@ -491,6 +496,8 @@ def run_load(server: Server, scen: dict, opts, gen_core: str) -> dict:
             limit += opts.load_window
         if kind == "churn":
             cmd += ["--churn-rate", str(opts.churn_rate)]
+        if kind != "reconnect-storm":
+            cmd += ["--echo-rate", str(opts.echo_rate)]
     cmd += ["--time-limit", str(int(limit))]
     proc = subprocess.Popen(
         cmd, cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -712,6 +719,15 @@ def main(argv: list[str] | None = None) -> int:
         help="latency-under-load and churn: seconds measured (default 30, quick 3)",
     )
     ap.add_argument(
+        "--echo-rate",
+        type=float,
+        default=DEFAULT_ECHO_RATE,
+        metavar="R",
+        help="latency-under-load and churn: messages per second each echo client sends on a fixed "
+        f"schedule, timed from the scheduled send (default {DEFAULT_ECHO_RATE:g}); 0: closed loop, "
+        "each client sends when its echo is back (saturation)",
+    )
+    ap.add_argument(
         "--churn-rate",
         type=float,
         default=100.0,
@@ -818,6 +834,7 @@ def main(argv: list[str] | None = None) -> int:
         "idle_window": opts.idle_window,
         "load_window": opts.load_window,
         "churn_rate": opts.churn_rate,
+        "echo_rate": opts.echo_rate,
         "storm_concurrency": opts.storm_concurrency,
         "loadavg": [round(x, 2) for x in os.getloadavg()],
         "cores": {"server": opts.server_core, "generator": opts.gen_core},
@@ -913,6 +930,8 @@ def run_group(s: str, i: str, group: list[dict], base: dict, opts, log_dir: Path
                 "async_handlers": IMPLS[i][1],
                 **params,
             }
+            if sc["kind"] in ("latency-under-load", "churn"):
+                head["echo_rate"] = opts.echo_rate
             waited = wait_quiet(server, opts.quiet_wait) if opts.quiet_wait else None
             try:
                 rec = run_load(server, sc, opts, opts.gen_core)
@@ -1011,8 +1030,16 @@ def median(values):
     return statistics.median(values) if values else None
 
 
+def table_scenario(rec: dict) -> str:
+    """A result's row label: its scenario, and for paced echo clients their rate."""
+    rate = rec.get("echo_rate")
+    if rec.get("kind") in ("latency-under-load", "churn") and rate:
+        return f"{rec['scenario']}@{rate:g}/s"
+    return rec["scenario"]
+
+
 def print_table(records: list[dict]) -> None:
-    results = [r for r in records if r.get("type") == "result"]
+    results = [{**r, "scenario": table_scenario(r)} for r in records if r.get("type") == "result"]
     if not results:
         print("no results")
         return

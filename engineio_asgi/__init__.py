@@ -6,6 +6,7 @@ Runs under any ASGI server, on asyncio or trio; the protocol itself lives in
 
 from . import exceptions
 from .asgi import ASGIApp, get_static_file
+from .gc_tuning import tune_gc
 from .server import AsyncServer, reason
 
-__all__ = ["ASGIApp", "AsyncServer", "exceptions", "get_static_file", "reason"]
+__all__ = ["ASGIApp", "AsyncServer", "exceptions", "get_static_file", "reason", "tune_gc"]

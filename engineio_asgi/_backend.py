@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+from collections.abc import Coroutine as _abc_Coroutine
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -124,14 +125,24 @@ class Backend(Protocol):
         """Start ``fn(*args)`` as a task the server owns; return its handle."""
         ...
 
-    def spawn_eager(self, coro: Coro[object], chain: Started | None = None) -> Started | None:
+    def spawn_eager(
+        self,
+        coro: Coro[object],
+        chain: Started | None = None,
+        failed: Callable[[str], object] | None = None,
+        key: str = "",
+    ) -> Started | None:
         """Start ``coro`` concurrently, after every coroutine started before it on ``chain``.
 
         Handlers of one session start in arrival order and each runs up to its
         first suspension before the next starts, as they would inline. Returns
         the new chain value (keep it per session). On asyncio this runs the
         coroutine right now and only makes a task if it suspends, so a handler
-        that does not block costs no task at all.
+        that does not block costs no task at all. An ``Exception`` the coroutine
+        raises ends it: ``failed(key)`` is called while it is being handled (in
+        the coroutine's context), or without ``failed`` it is logged. So an
+        application's handler is started as it is, with no coroutine around it
+        that would live as long as it does.
         """
         ...
 
@@ -169,6 +180,7 @@ class AsyncioBackend:
         # module's function, not one of a function stored on an instance
         self._asyncio: _AsyncioForWakers = asyncio
         self._loop = asyncio.get_running_loop()
+        self._done_callback = self._done  # (one bound method, not one per task)
 
     def clock(self) -> Callable[[], float]:
         return self._loop.time
@@ -179,19 +191,36 @@ class AsyncioBackend:
         task.add_done_callback(self._done)
         return task
 
-    def spawn_eager(self, coro: Coro[object], chain: Started | None = None) -> None:
+    def spawn_eager(
+        self,
+        coro: Coro[object],
+        chain: Started | None = None,
+        failed: Callable[[str], object] | None = None,
+        key: str = "",
+    ) -> None:
+        # Each coroutine gets its own copy of the context, as each handler does in
+        # python-engineio (a task of its own): what one sets, no other sees.
         ctx = contextvars.copy_context()
         try:
             first = ctx.run(coro.send, None)
         except StopIteration:
             return None
+        except Exception as exc:
+            if failed is None:
+                logging.getLogger("engineio_asgi").error("handler failed", exc_info=exc)
+            else:
+                ctx.run(failed, key)
+            return None
         except BaseException as exc:
             logging.getLogger("engineio_asgi").error("handler failed", exc_info=exc)
             return None
-        # it suspended: the rest runs as a task in the same context
-        task = self._loop.create_task(_Resume(coro, first).run(), context=ctx)
+        # It suspended: the task goes on with it, in the same context. (The task's
+        # coroutine is the _Resume itself; the done callback runs in that context
+        # too, else asyncio would copy the current one for it.)
+        resume: Coro[object] = _Resume(coro, first, failed, key)  # type: ignore[assignment]
+        task = self._loop.create_task(resume, context=ctx)
         self.tasks.add(task)
-        task.add_done_callback(self._done)
+        task.add_done_callback(self._done_callback, context=ctx)
         return None
 
     def _done(self, task: asyncio.Task[object]) -> None:
@@ -289,41 +318,84 @@ class _TrioWaker:
         return self.scope.cancel_called
 
 
-class _Resume:
-    """Continue, inside an asyncio task, a coroutine that was stepped once by hand.
+_TAKEN: Any = object()  # a _Resume whose task has taken the first wait
 
-    ``first`` is what its first step yielded (the future it waits on). asyncio
-    resumes a coroutine with ``send(None)`` once that future is done, which is
-    what delegating with ``yield from`` does; a cancellation thrown at the
-    first wait is forwarded into the coroutine.
+
+class _Resume:
+    """Continue, as an asyncio task's coroutine, a coroutine that was stepped once by hand.
+
+    ``first`` is what its first step yielded (the future it waits on, or ``None``
+    for a bare yield); the task's first step gets it back, and every later step
+    is passed on: a value with ``send``, a cancellation with ``throw``. It is the
+    task's coroutine itself (asyncio takes any ``collections.abc.Coroutine``),
+    one object where a coroutine delegating to it would add two. With
+    ``failed``, an ``Exception`` of the coroutine is handed to ``failed(key)``
+    and the task ends normally; without, the task ends with it.
     """
 
-    __slots__ = ("coro", "first")
+    __slots__ = ("coro", "first", "failed", "key")
 
-    def __init__(self, coro: Coro[object], first: object) -> None:
+    def __init__(
+        self,
+        coro: Coro[object],
+        first: object,
+        failed: Callable[[str], object] | None = None,
+        key: str = "",
+    ) -> None:
         self.coro = coro
         self.first = first
+        self.failed = failed
+        self.key = key
 
-    async def run(self) -> object:
-        return await self
+    def run(self) -> _Resume:
+        """Itself, for ``create_task(resume.run())``."""
+        return self
 
-    def __await__(self) -> Generator[object, object, object]:
-        pending = self.first
-        self.first = None
-        coro = self.coro
-        while True:
-            try:
-                value = yield pending
-            except BaseException as exc:
-                try:
-                    pending = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-                continue
-            try:
-                pending = coro.send(value)
-            except StopIteration as stop:
-                return stop.value
+    def send(self, value: object) -> object:
+        first = self.first
+        if first is not _TAKEN:
+            self.first = _TAKEN
+            return first
+        try:
+            return self.coro.send(value)
+        except StopIteration:
+            raise
+        except Exception:
+            if self.failed is None:
+                raise
+            self.failed(self.key)
+            raise StopIteration from None
+
+    def throw(self, kind: Any, value: Any = None, tb: Any = None) -> object:
+        self.first = _TAKEN
+        try:
+            if value is None and tb is None:
+                return self.coro.throw(kind)
+            return self.coro.throw(kind, value, tb)
+        except StopIteration:
+            raise
+        except Exception:
+            if self.failed is None:
+                raise
+            self.failed(self.key)
+            raise StopIteration from None
+
+    def close(self) -> None:
+        self.first = _TAKEN
+        self.coro.close()
+
+    def __await__(self) -> _Resume:
+        return self
+
+    def __iter__(self) -> _Resume:
+        return self
+
+    def __next__(self) -> object:
+        return self.send(None)
+
+
+# asyncio accepts a task's coroutine if it is a collections.abc.Coroutine
+_abc_Coroutine.register(_Resume)
 
 
 class TrioBackend:
@@ -337,7 +409,6 @@ class TrioBackend:
         self.tasks: set[TrioTask[object]] = set()
         self._current_time = trio.current_time
         self._cancel_scope = trio.CancelScope
-        self._event = trio.Event
         self._spawn_system_task = trio.lowlevel.spawn_system_task
 
     def clock(self) -> Callable[[], float]:
@@ -363,13 +434,21 @@ class TrioBackend:
         self._spawn_system_task(runner)
         return handle
 
-    def spawn_eager(self, coro: Coro[object], chain: Started | None = None) -> trio.Event:
+    def spawn_eager(
+        self,
+        coro: Coro[object],
+        chain: Started | None = None,
+        failed: Callable[[str], object] | None = None,
+        key: str = "",
+    ) -> _TrioStarted:
         # trio parks *the current task* when a coroutine blocks, so a coroutine
         # cannot be started here and finished elsewhere: it gets its own task.
         # trio also runs new tasks in random order, so each waits for the one
         # before it to have started (and reached its first checkpoint).
-        started = self._event()
-        self._spawn_system_task(_run_in_turn, chain, started, coro, context=contextvars.copy_context())
+        started = _TrioStarted()
+        self._spawn_system_task(
+            _run_in_turn, chain, started, coro, failed, key, context=contextvars.copy_context()
+        )
         return started
 
     async def cancel_all(self, timeout: float = 5.0) -> None:
@@ -393,14 +472,51 @@ class TrioBackend:
         return QueueEmpty
 
 
-async def _run_in_turn(previous: Started | None, started: trio.Event, coro: Coro[object]) -> None:
+class _TrioStarted:
+    """Whether a coroutine of :meth:`TrioBackend.spawn_eager` has begun: a flag, and a
+    ``trio.Event`` only if someone waits before it is set (the rare case)."""
+
+    __slots__ = ("flag", "event")
+
+    def __init__(self) -> None:
+        self.flag = False
+        self.event: trio.Event | None = None
+
+    def is_set(self) -> bool:
+        return self.flag
+
+    def set(self) -> None:
+        self.flag = True
+        if self.event is not None:
+            self.event.set()
+
+    async def wait(self) -> bool:
+        if not self.flag:
+            if self.event is None:
+                import trio
+
+                self.event = trio.Event()
+            await self.event.wait()
+        return True
+
+
+async def _run_in_turn(
+    previous: Started | None,
+    started: _TrioStarted,
+    coro: Coro[object],
+    failed: Callable[[str], object] | None,
+    key: str,
+) -> None:
     try:
         if previous is not None and not previous.is_set():
             await previous.wait()
         started.set()
         await coro
     except Exception as exc:
-        logging.getLogger("engineio_asgi").error("handler failed", exc_info=exc)
+        if failed is None:
+            logging.getLogger("engineio_asgi").error("handler failed", exc_info=exc)
+        else:
+            failed(key)
 
 
 # typed as Backend: mypy checks that each implementation satisfies the protocol

@@ -61,10 +61,13 @@ class EventsMixin(RuntimeState):
         if backend is None:
             return
         for ev in events:
-            if type(ev) is Respond:
-                self._deliver(ev)
-            elif type(ev) is RequestRefused:
-                self._refused(ev)  # while its request is still known
+            kind = type(ev)
+            if kind is SendFrames:  # a ping, mostly: its write alone, not through _perform
+                backend.spawn_eager(self._write_frames(ev.request_id, ev.frames))  # type: ignore[union-attr]
+            elif kind is Respond:
+                self._deliver(ev)  # type: ignore[arg-type]
+            elif kind is RequestRefused:
+                self._refused(ev)  # type: ignore[arg-type]  # while its request is still known
             else:
                 backend.spawn_eager(self._perform((ev,)))
 
@@ -240,3 +243,6 @@ class EventsMixin(RuntimeState):
             events = core.handle_timer(now)
             if events:
                 self._perform_detached(events)
+            # (not kept while the loop sleeps: a batch of pings' events would live until
+            # the next deadline and be moved up a generation by any collection meanwhile)
+            del events

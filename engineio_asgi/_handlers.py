@@ -100,19 +100,39 @@ class HandlersMixin(RuntimeState):
             data = maybe_json(data)
         if self.async_handlers and self._is_async_message_handler(handler):
             rt = self._sessions.get(sid)
-            chain = self._backend.spawn_eager(  # type: ignore[union-attr]
-                self._call_async_message(handler, sid, data), rt.chain if rt is not None else None
-            )
+            chain = self._start_async_message(handler, sid, data, rt.chain if rt is not None else None)
             if rt is not None:
                 rt.chain = chain
         else:
             await self._call_message(handler, sid, data)
 
-    async def _call_async_message(self, handler: Callable[..., Any], sid: str, data: Any) -> None:
+    _message_failed_callback: Callable[[str], None] | None = None  # made on first use
+
+    def _start_async_message(self, handler: Callable[..., Any], sid: str, data: Any, chain: Any) -> Any:
+        """Run a coroutine message handler concurrently (``async_handlers``); returns the new chain.
+
+        The handler's own coroutine is what the backend runs, with nothing
+        wrapped around it: a message in flight keeps alive only what the
+        handler itself does (and, once it waits, its task).
+        """
         try:
-            await handler(sid, data)
-        except Exception:
+            coro = handler(sid, data)
+        except Exception:  # e.g. a handler taking other arguments
             self._handler_failed("message", sid)
+            return chain
+        failed = self._message_failed_callback
+        if failed is None:
+            failed = self._message_failed_callback = self._message_failed
+        if type(coro) is not CoroutineType:  # an awaitable of another kind, or a plain value
+            coro = self._await_message(coro, sid)
+        return self._backend.spawn_eager(coro, chain, failed, sid)  # type: ignore[union-attr]
+
+    def _message_failed(self, sid: str) -> None:
+        self._handler_failed("message", sid)
+
+    async def _await_message(self, result: Any, sid: str) -> None:
+        if inspect.isawaitable(result):
+            await result
 
     async def _call_message(self, handler: Callable[..., Any], sid: str, data: Any) -> None:
         try:

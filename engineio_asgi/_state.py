@@ -141,7 +141,7 @@ class RuntimeState:
         def _is_async_message_handler(self, handler: Callable[..., Any]) -> bool:
             raise NotImplementedError
 
-        async def _call_async_message(self, handler: Callable[..., Any], sid: str, data: Any) -> None:
+        def _start_async_message(self, handler: Callable[..., Any], sid: str, data: Any, chain: Any) -> Any:
             raise NotImplementedError
 
         async def _call_message(self, handler: Callable[..., Any], sid: str, data: Any) -> None:

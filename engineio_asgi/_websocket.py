@@ -63,8 +63,8 @@ class WebSocketMixin(RuntimeState):
                     handler = self.handlers.get("message")
                     is_async = handler is not None and self._is_async_message_handler(handler)
                     run_async = self.async_handlers and is_async
-                    call = self._call_async_message if is_async else self._call_message
-                    spawn = self._backend.spawn_eager  # type: ignore[union-attr]
+                    call = self._call_message
+                    start = self._start_async_message
                     sessions = self._sessions
                     while conn.close_code is None:
                         conn.in_receive = True
@@ -100,7 +100,7 @@ class WebSocketMixin(RuntimeState):
                         if run_async:
                             rt = sessions.get(sid)
                             if rt is not None:
-                                rt.chain = spawn(call(handler, sid, data), rt.chain)
+                                rt.chain = start(handler, sid, data, rt.chain)
                         elif is_async:
                             try:
                                 await handler(sid, data)

@@ -120,3 +120,54 @@ def test_run_py_reads_gc_pauses_at_the_marks(tmp_path) -> None:
         assert abs(rec["gc_seconds"] - rec["window_s"]) < 0.5, rec  # reset and read at the window's marks
         assert len(rec["loadavg_start"]) == 3 and rec["gc_tracked_open"] > rec["gc_tracked_before"] > 0, rec
     assert "p99.9 ms" in proc.stdout and "s until all back" in proc.stdout
+
+
+@pytest.mark.parametrize("echo_rate", [50])
+def test_paced_echo_times_from_the_schedule_so_a_stall_is_not_hidden(echo_rate: int) -> None:
+    """--echo-rate R (open loop): the server stopped for 0.4 s mid-window shows in the tail.
+
+    Every message due during the stall waits for it, and each round trip counts from its
+    scheduled send, so p99 is near the stall. (A closed loop, --echo-rate 0, records one
+    slow round trip per client and thousands of fast ones: its p99 stays small.) The
+    clients keep their schedule: the count is what the rate asks for, stall or not.
+    """
+    import os
+    import signal
+    import time
+
+    if not node_available():
+        pytest.fail("node or node_modules missing: run `npm ci` at the repository root")
+    clients, duration, stall = 4, 2.0, 0.4
+    with running_server("ours:app", "uvicorn", env={"PYTHONPATH": str(APPS)}) as srv:
+        cmd = [shutil.which("node") or "node", str(LOAD_JS), "--port", str(srv.port), "--time-limit", "60"]
+        cmd += ["--scenario", "latency-under-load", "--sessions", "2", "--clients", str(clients)]
+        cmd += ["--echo-rate", str(echo_rate), "--duration", str(duration), "--warmup", "0.2"]
+        cmd += ["--settle", "0", "--sync", "1"]
+        proc = subprocess.Popen(
+            cmd, cwd=str(REPO_ROOT), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        result: dict = {}
+        try:
+            assert proc.stdout is not None and proc.stdin is not None
+            for line in proc.stdout:  # ends when the generator exits (its own time limit bounds it)
+                msg = json.loads(line)
+                if msg.get("event") == "mark":
+                    proc.stdin.write("continue\n")
+                    proc.stdin.flush()
+                    if msg["name"] == "start":  # the window runs: stop the server in its middle
+                        time.sleep(duration / 4)
+                        os.kill(srv.pid, signal.SIGSTOP)
+                        try:
+                            time.sleep(stall)
+                        finally:
+                            os.kill(srv.pid, signal.SIGCONT)
+                elif msg.get("event") in ("result", "error"):
+                    result = msg
+        finally:
+            proc.wait(30)
+    assert result.get("event") == "result", result
+    expected = clients * echo_rate * duration
+    assert 0.9 * expected <= result["count"] <= 1.15 * expected, result  # the schedule was kept
+    assert result["echo_rate"] == echo_rate, result
+    assert result["p99_ms"] >= 0.75 * stall * 1000, result  # the stall is in the tail, not one sample
+    assert result["max_ms"] >= 0.9 * stall * 1000, result
