@@ -239,6 +239,7 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, HooksMixin, Event
             conn = self._ws.get(rid)
             if conn is not None and not conn.close_sent:
                 frame = ev.frames[0]
+                del events, ev  # (not kept alive while the write waits)
                 key = "text" if type(frame) is str else "bytes"
                 try:
                     await conn.send({"type": "websocket.send", key: frame})

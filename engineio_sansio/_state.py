@@ -38,7 +38,7 @@ class CoreState:
     _streams: dict[int, StreamEntry]  # WebTransport streams being read (cut into packets)
     _answered: dict[int, Session]  # the last poll each session answered with packets
     _next_rid: int
-    _heap: list[tuple[float, int, Session]]
+    _heap: list[tuple[float, int, str]]
     _seq: Iterator[int]
     _ping_interval: float
     _pong_wait: float

@@ -109,11 +109,10 @@ class ClosingMixin(CoreState):
         self._answered.pop(session.answered_rid, None)
         heap = self._heap
         if len(heap) > 2 * len(sessions) + 64:
-            # Stale entries would keep closed sessions (and whatever they hold)
-            # alive until their deadline, up to a heartbeat later. Dropping them
-            # once they outnumber the live ones costs O(1) per closed session,
-            # amortised.
-            heap[:] = [entry for entry in heap if entry[2].heap_deadline == entry[0]]
+            # Stale entries would stay until their deadline, up to a heartbeat later.
+            # Dropping them once they outnumber the live ones costs O(1) per closed
+            # session, amortised.
+            heap[:] = [e for e in heap if (s := sessions.get(e[2])) is not None and s.heap_deadline == e[0]]
             heapq.heapify(heap)
         post = session.post
         if post is not None:

@@ -90,7 +90,7 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
         self._streams: dict[int, StreamEntry] = {}
         self._answered: dict[int, Session] = {}
         self._next_rid = 0
-        self._heap: list[tuple[float, int, Session]] = []
+        self._heap: list[tuple[float, int, str]] = []  # (deadline, tie-breaker, sid)
         self._seq = itertools.count()
         self._ping_interval = self.config.ping_interval
         self._pong_wait = self.config.ping_timeout
@@ -123,18 +123,25 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
         :meth:`handle_timer` early is harmless.
         """
         heap = self._heap
-        while heap and heap[0][2].heap_deadline != heap[0][0]:
-            heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        sessions = self._sessions
+        while heap:
+            deadline, _, sid = heap[0]
+            session = sessions.get(sid)
+            if session is not None and session.heap_deadline == deadline:
+                return deadline
+            heapq.heappop(heap)  # superseded, or its session is gone
+        return None
 
     def handle_timer(self, now: float) -> Sequence[Event]:
         """Run everything due at ``now``: pings, ping timeouts, upgrade and close timeouts."""
         self._last_now = now
         heap = self._heap
+        sessions = self._sessions
         while heap and heap[0][0] <= now:
-            deadline, _, session = heapq.heappop(heap)
-            if session.heap_deadline != deadline:
-                continue  # superseded entry
+            deadline, _, sid = heapq.heappop(heap)
+            session = sessions.get(sid)
+            if session is None or session.heap_deadline != deadline:
+                continue  # superseded, or its session is gone
             session.heap_deadline = None
             self._run_due(session, now)
             self._schedule(session)
@@ -144,7 +151,9 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
         d = session.deadline()
         if d is not None and (session.heap_deadline is None or d < session.heap_deadline):
             session.heap_deadline = d
-            heapq.heappush(self._heap, (d, next(self._seq), session))
+            # (named by its id, not the session: a tuple of a float, an int and a str is
+            # not tracked by the garbage collector, and these live up to a heartbeat)
+            heapq.heappush(self._heap, (d, next(self._seq), session.sid))
 
     def _run_due(self, session: Session, now: float) -> None:
         """Act on the deadlines of the session's states that have passed at ``now``."""
