@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import anyio
@@ -26,6 +27,7 @@ from ._state import RuntimeState, WSConn
 __all__ = ["EventsMixin"]
 
 _LAG_WINDOW = 60.0  # seconds over which the timer driver's largest lag is kept
+_LATE_CLOSE_TICK = 0.25  # a websocket's late close happens at most this long after its grace
 _REASONS = {r: r.value for r in CloseReason}  # (an Enum's .value is a Python-level call)
 
 
@@ -158,25 +160,36 @@ class EventsMixin(RuntimeState):
             # which hypercorn on trio does not survive (the worker process dies of
             # BusyResourceError, taking every other connection with it), so the
             # client gets a moment to do it first.
-            if not conn.close_later and self._backend is not None:
+            # The timer driver closes it at the end of the grace period, unless its
+            # reader has ended by then (no task, event or cancel scope per websocket).
+            if not conn.close_later:
                 conn.close_later = True
-                conn.gone = anyio.Event()
-                self._late_closes.add(conn)
-                self._backend.spawn(self._close_later, conn, ev.code, ev.grace)
+                # on a tick, so that the closes of many websockets share a wake-up of
+                # the driver (most are forgotten before it: their clients close them)
+                at = math.ceil((self._clock() + ev.grace) / _LATE_CLOSE_TICK) * _LATE_CLOSE_TICK
+                self._late_closes[conn] = (at, ev.code)
+                if at < self._late_tick:
+                    self._late_tick = at  # kept when the websocket goes before it: no wake-up each
+                    self._timer_changed()
             return
         conn.close_code = ev.code
         await self._send_close(conn)
 
-    async def _close_later(self, conn: WSConn, code: int, grace: float) -> None:
-        try:
-            if conn.gone is not None:
-                with anyio.move_on_after(grace):
-                    await conn.gone.wait()
+    def _close_late(self, now: float) -> None:
+        """Close the websockets whose client did not close them within the grace period."""
+        late = self._late_closes
+        while late:
+            conn = next(iter(late))
+            deadline, code = late[conn]
+            if deadline > now:
+                self._late_tick = deadline  # (the grace is the same for every websocket: the rest come later)
+                return
+            del late[conn]
             if conn.reader is not None and conn.close_code is None:
                 conn.close_code = code
-                await self._send_close(conn)
-        finally:
-            self._late_closes.discard(conn)
+                if conn.in_receive:  # the reader sends the close (see _send_close)
+                    conn.reader.wake()
+        self._late_tick = math.inf
 
     async def _send_close(self, conn: WSConn) -> None:
         if conn.reader is not None:
@@ -198,8 +211,10 @@ class EventsMixin(RuntimeState):
 
     def _timer_changed(self) -> None:
         """Make sure the timer driver runs and will wake by the core's next deadline."""
-        deadline = self._core.next_deadline()
-        if deadline is None or deadline >= self._timer_target:
+        deadline = self._next_wake()
+        # the driver wakes at its deadline plus the slack: a deadline it waits for
+        # already (the usual case, a new session's is later) needs no wake-up
+        if deadline is None or deadline + self._timer_slack >= self._timer_target:
             return
         if self._timer_task is None:
             if self._backend is None or self._closing:
@@ -223,7 +238,7 @@ class EventsMixin(RuntimeState):
         core = self._core
         clock = self._clock
         while True:
-            deadline = core.next_deadline()
+            deadline = self._next_wake()
             wake = self._timer_wake = anyio.Event()
             if deadline is None:
                 self._timer_target = float("inf")
@@ -246,3 +261,13 @@ class EventsMixin(RuntimeState):
             # (not kept while the loop sleeps: a batch of pings' events would live until
             # the next deadline and be moved up a generation by any collection meanwhile)
             del events
+            if self._late_tick <= now:
+                self._close_late(now)
+
+    def _next_wake(self) -> float | None:
+        """The timer driver's next deadline: the core's, or the tick of websockets' late closes."""
+        deadline = self._core.next_deadline()
+        tick = self._late_tick
+        if tick != math.inf and (deadline is None or tick < deadline):
+            return tick
+        return deadline

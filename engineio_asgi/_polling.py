@@ -31,29 +31,27 @@ class PollingMixin(RuntimeState):
             rid, events = core.receive_request(request_from_scope(scope), self._clock())
         else:
             rid, events = await self._receive_asked(request_from_scope(scope), scope, receive, send, False)
-        if len(events) == 1:
-            response = events[0]
-            if type(response) is Respond and response.request_id == rid:
-                # answered at once (a poll with packets waiting, a preflight)
-                await self._write_response(scope, receive, send, response)
+        response = events[0] if len(events) == 1 else None
+        if type(response) is not Respond or response.request_id != rid:
+            # not answered at once (as a poll with packets waiting, a preflight are)
+            pending = self._http[rid] = PendingHTTP(rid, scope, receive, send)
+            try:
+                if len(events) == 1 and type(events[0]) is ConnectRequest:
+                    await self._connect(events[0])  # a handshake (the usual reason to be here)
+                elif events:
+                    await self._perform(events)
+                del events  # (not kept while the request waits for its answer)
+                if pending.response is None:
+                    if scope["method"] == "GET":
+                        self._timer_changed()  # a GET held during an upgrade has a deadline
+                    if not await self._wait_for_response(pending):
+                        return  # the client left first
+            finally:
+                del self._http[rid]
+            response = pending.response
+            if response is None:
                 return
-        pending = self._http[rid] = PendingHTTP(rid, scope, receive, send)
-        try:
-            if len(events) == 1 and type(events[0]) is ConnectRequest:
-                await self._connect(events[0])  # a handshake (the usual reason to be here)
-            elif events:
-                await self._perform(events)
-            if pending.response is None:
-                if scope["method"] == "GET":
-                    self._timer_changed()  # a GET held during an upgrade has a deadline
-                if not await self._wait_for_response(pending):
-                    return  # the client left first
-            if pending.response is not None:
-                await self._write_response(scope, receive, send, pending.response)
-        finally:
-            del self._http[rid]
-
-    async def _write_response(self, scope: Scope, receive: Receive, send: Send, response: Respond) -> None:
+        # the response is written here, the one place (not in a coroutine of its own: one per request)
         if self._header_hooks and response.status < 400:
             await self._hook_headers(scope, receive, send, response.headers)
         body = response.body
@@ -73,9 +71,8 @@ class PollingMixin(RuntimeState):
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         except Exception as exc:
-            self.logger.info("request %d: response not written (%s)", response.request_id, exc)
-            core = self._core
-            events = core.send_failed(response.request_id, self._clock())
+            self.logger.info("request %d: response not written (%s)", rid, exc)
+            events = core.send_failed(rid, self._clock())
             if events:
                 await self._perform(events)
 

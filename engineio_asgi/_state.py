@@ -78,7 +78,7 @@ class WSConn:
         self.reader: Any = None  # the backend's waker around the reader's receive()
         self.in_receive = False
         self.close_later = False
-        self.gone: anyio.Event | None = None  # set when the reader ends, made only while a close waits
+        self.gone: anyio.Event | None = None  # set when the reader ends; made only by shutdown()
         self.stopping = False  # the ASGI server is ending it: close at once, no grace
 
 
@@ -111,7 +111,8 @@ class RuntimeState:
     _http: dict[int, PendingHTTP]
     _ws: dict[int, WSConn]
     _sessions: dict[str, SessionRT]
-    _late_closes: set[WSConn]
+    _late_closes: dict[WSConn, tuple[float, int]]  # websocket -> (when to close it, code), oldest first
+    _late_tick: float  # when the timer driver next closes websockets late (inf: not before a deadline)
     _timer_task: Any
     _timer_wake: anyio.Event | None
     _timer_target: float

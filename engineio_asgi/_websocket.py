@@ -129,6 +129,8 @@ class WebSocketMixin(RuntimeState):
                         if server_stopped:
                             await self._server_stopped(conn, still_open=stopped is _STOPPED_CANCELLED)
         finally:
+            if conn.close_later:  # its client closed it within the grace period (or was closed)
+                self._late_closes.pop(conn, None)
             # however it ended (refused, ignored, closed, lost), the core is told, once
             events = core.connection_lost(rid, self._clock())
             if events:

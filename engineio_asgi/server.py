@@ -185,7 +185,8 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, HooksMixin, Event
         self._timer_wake: anyio.Event | None = None
         self._timer_target = float("inf")
         self._closing = False
-        self._late_closes: set[WSConn] = set()  # websockets whose close waits for the client
+        self._late_closes: dict[WSConn, tuple[float, int]] = {}  # websockets whose close waits for the client
+        self._late_tick = float("inf")
         self._message_handler: Any = None
         self._message_is_async = False
 
@@ -382,6 +383,9 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, HooksMixin, Event
         await self.disconnect()
         late = list(self._late_closes)
         if late:
+            for conn in late:
+                if conn.reader is not None and conn.gone is None:
+                    conn.gone = anyio.Event()  # set when its reader ends
             # the clients were sent CLOSE packets: give them their moment to
             # close (all at once, bounded), then close whatever is left
             with anyio.move_on_after(_CLOSE_WAIT):

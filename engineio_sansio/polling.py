@@ -123,9 +123,11 @@ class PollingMixin(CoreState):
         content_type, body = session.codec.encode_response(packets)
         headers: Headers = [content_type]
         headers.extend(rec.cors)
-        if packets[0].type is OPEN_TYPE:
+        cfg = self.config
+        if packets[0].type is OPEN_TYPE and cfg.cookie is not None:
             headers.extend(self._handshake_headers(session))
-        body = compress_body(self.config, rec.request, body, headers)
+        if cfg.http_compression and len(body) > cfg.compression_threshold:
+            body = compress_body(cfg, rec.request, body, headers)
         self._stats.polling_bytes_out += len(body)
         self._events.append(Respond(rec.rid, 200, headers, body))
         if session.state is CLOSING and packets[-1].type is CLOSE_TYPE:

@@ -13,14 +13,16 @@ Steps: ``sid`` (a session id), ``request`` (the core's request from a scope),
 ``environ`` (the handlers' environ), ``core-open`` (the core's handshake, open
 to accept), ``asgi-polling`` (a whole handshake through the ASGI app, with
 connect and disconnect handlers, then a POST of a CLOSE packet, as
-``benchmarks/load.js`` does) and ``asgi-websocket`` (the handshake, then the
-client goes away).
+``benchmarks/load.js`` does) and ``asgi-websocket`` (the handshake, then a CLOSE
+packet and the close frame, as ``load.js`` does). ``bare-polling`` and ``bare-websocket`` do the same with
+``benchmarks/apps/bare.py``, the app the benchmarks compare with.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import anyio
@@ -72,22 +74,31 @@ def core_open() -> Callable[[int], None]:
     return run
 
 
-def asgi(kind: str) -> Callable[[int], None]:
-    eio = engineio_asgi.AsyncServer(async_mode="asgi")
+def asgi(kind: str, bare: bool = False) -> Callable[[int], None]:
     opened: list[str] = []
 
-    @eio.on("connect")
-    async def connect(sid: str, environ: Any) -> None:
-        opened.append(sid)
+    def make_app() -> Any:
+        """A new app per run: a server belongs to the event loop it first ran on."""
+        if bare:  # benchmarks/apps/bare.py, the ceiling the benchmarks compare with
+            sys.path.insert(0, str(Path(__file__).parent.parent / "apps"))
+            from bare import app  # type: ignore[import-not-found]
 
-    @eio.on("disconnect")
-    async def disconnect(sid: str, reason: str) -> None:
-        opened.remove(sid)
+            return app
+        eio = engineio_asgi.AsyncServer(async_mode="asgi")
 
-    app = engineio_asgi.ASGIApp(eio)
+        @eio.on("connect")
+        async def connect(sid: str, environ: Any) -> None:
+            opened.append(sid)
+
+        @eio.on("disconnect")
+        async def disconnect(sid: str, reason: str) -> None:
+            opened.remove(sid)
+
+        return engineio_asgi.ASGIApp(eio)
+
     s = scope(kind)
 
-    async def one_http() -> None:
+    async def one_http(app: Any) -> None:
         # the handshake, then a POST of a CLOSE packet (as benchmarks/load.js does)
         body = [b""]
         answer: list[bytes] = []
@@ -105,29 +116,46 @@ def asgi(kind: str) -> Callable[[int], None]:
         close = dict(s, method="POST", query_string=f"EIO=4&transport=polling&sid={sid}".encode())
         await app(close, receive, send)
 
-    async def one_websocket() -> None:
-        step = [0]
+    async def one_websocket(app: Any) -> None:
+        # the open packet, then a CLOSE packet and the close frame at once (as load.js does)
+        messages = iter(
+            (
+                {"type": "websocket.connect"},
+                {"type": "websocket.receive", "text": "1"},
+                {"type": "websocket.disconnect", "code": 1000},
+            )
+        )
 
         async def receive() -> dict[str, Any]:
-            step[0] += 1
-            if step[0] == 1:
-                return {"type": "websocket.connect"}
-            return {"type": "websocket.disconnect", "code": 1000}
+            return next(messages)
 
         async def send(message: dict[str, Any]) -> None:
             pass
 
         await app(s, receive, send)
+        await anyio.sleep(0)  # what the connection started runs, as between two connections
 
     one = one_websocket if kind == "websocket" else one_http
 
-    async def loop(n: int) -> None:
+    async def loop(n: int, app: Any) -> None:
+        # one session stays open throughout, as under load some always are: the
+        # server's timer has a deadline, which later sessions' do not come before
+        held: list[bytes] = []
+
+        async def nothing() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def keep(message: dict[str, Any]) -> None:
+            held.append(message.get("body", b""))
+
+        await app(scope("http"), nothing, keep)
         for _ in range(n):
-            await one()
-        assert not opened or kind == "websocket"
+            await one(app)
+        assert len(opened) == (0 if bare else 1)
 
     def run(n: int) -> None:
-        anyio.run(loop, n)
+        opened.clear()
+        anyio.run(loop, n, make_app())
 
     return run
 
@@ -154,6 +182,8 @@ def steps() -> dict[str, Callable[[int], None]]:
         "core-open": core_open(),
         "asgi-polling": asgi("http"),
         "asgi-websocket": asgi("websocket"),
+        "bare-polling": asgi("http", bare=True),
+        "bare-websocket": asgi("websocket", bare=True),
     }
 
 
