@@ -212,7 +212,7 @@ class LocalManager(_socketio.AsyncManager):  # type: ignore[misc]
             members = self.rooms[namespace].get(room)
             if members is None:
                 return []
-            forward = getattr(members, "_fwdm", None)  # the bidict's own dict, which python-socketio reads too
+            forward = getattr(members, "_fwdm", None)  # the bidict's dict, as python-socketio reads it
             return list(members.values() if forward is None else forward.values())
         skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         return [eio_sid for sid, eio_sid in self.get_participants(namespace, room) if sid not in skipped]
