@@ -58,6 +58,8 @@ SERVER_CORE, GEN_CORE = "0", "1"
 class App:
     """One app's server process, started here and stopped by its own pid."""
 
+    stop_wait = 10.0  # seconds for a graceful stop before SIGKILL
+
     def __init__(self, spec: str, server: str, log: Path) -> None:
         impl, _, tree = spec.partition("@")
         if impl not in TARGETS:
@@ -158,7 +160,7 @@ class App:
             self.remember()
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(self.stop_wait)
             except subprocess.TimeoutExpired:
                 pass
         for pid, started in self.known.items():  # ours only: same pid and start time

@@ -3,7 +3,7 @@
 //
 //   taskset -c 1 node benchmarks/sio_fanout.js --port 8000 [--sessions 1000] [--binary 0]
 //       [--size 16] [--warmup 1] [--duration 4] [--min-rounds 3] [--concurrency 200]
-//       [--path /socket.io/] [--sync 0]
+//       [--path /socket.io/] [--sync 0] [--count K]
 //
 // Opens --sessions Socket.IO connections over websocket only (Engine.IO v4 and
 // Socket.IO v5 framing written here on `ws`: 10,000 socket.io-client instances
@@ -15,6 +15,9 @@
 // seconds and at least --min-rounds rounds, to the end of a round, so the
 // server's CPU over it is that of whole rounds. --binary 1 sends bytes, so every delivery is a header text frame and
 // one attachment frame.
+//
+// With --count K it runs exactly K rounds right after connecting and prints only
+// the result (benchmarks/sio_instructions.py counts the server's instructions).
 //
 // It prints one JSON object per line, as load.js does:
 //   {"event":"mark","name":"ready"|"start"|"end"}   (with --sync 1 it waits for
@@ -50,6 +53,7 @@ const SIZE = num('size', 16);
 const WARMUP = num('warmup', 1);
 const DURATION = num('duration', 4);
 const MIN_ROUNDS = Math.max(1, num('min-rounds', 3)); // measured rounds at least, however long they take
+const COUNT = num('count', 0); // if set: exactly this many rounds, no warm-up, then exit (for callgrind)
 const CONCURRENCY = Math.max(1, num('concurrency', 200));
 const SIO_PATH = args.path || '/socket.io/';
 const SYNC = args.sync === '1';
@@ -181,6 +185,14 @@ async function main() {
       conns[0].send(`42["fanout","${payload}"]`);
     }
   };
+  if (COUNT > 0) {
+    measuring = true;
+    for (let i = 0; i < COUNT; i++) await new Promise((r) => { atBoundary = r; trigger(); });
+    finished = true;
+    emit({ event: 'result', sessions: SESSIONS, binary: BINARY, rounds, deliveries: rounds * SESSIONS });
+    for (const ws of conns) ws.terminate();
+    return;
+  }
   trigger();
   await sleep(WARMUP * 1000);
   // the window starts and ends between rounds: its CPU is that of whole rounds
