@@ -2,7 +2,7 @@
 // Socket.IO emit-echo load: msg/s through python-socketio, with socket.io-client.
 //
 //   taskset -c 1 node benchmarks/sio_load.js --port 8000 [--clients 50] [--inflight 1]
-//       [--size 16] [--warmup 1] [--duration 4] [--path /socket.io/]
+//       [--size 16] [--warmup 1] [--duration 4] [--path /socket.io/] [--sync 0]
 //
 // Opens --clients Socket.IO connections to 127.0.0.1:PORT over websocket only
 // (no polling, no upgrade), each keeping --inflight `echo` emits in flight: it
@@ -11,7 +11,10 @@
 // seconds and prints ONE JSON line:
 //   {"ok":true,"msgs_per_s":N,"echoes":N,"seconds":S,"clients":C,"inflight":I,"size":B,
 //    "p50_ms":x,"p99_ms":y,"cpu_ms":{"user":u,"system":s}}
-// or {"ok":false,"error":"..."} (exit 1). Every wait is bounded: connecting by
+// or {"ok":false,"error":"..."} (exit 1). With --sync 1 it also prints
+// {"event":"mark","name":"start"|"end"} around the measured window and waits for
+// a line "continue" on stdin after each (benchmarks/sio_bench.py samples the
+// server's CPU there). Every wait is bounded: connecting by
 // 15 s, the whole run by warmup + duration + 30 s.
 //
 // The apps: benchmarks/apps/sio_ours.py (python-socketio on engineio_asgi) and
@@ -23,6 +26,7 @@
 
 const path = require("node:path");
 const { performance } = require("node:perf_hooks");
+const readline = require("node:readline");
 
 let sioClient;
 try {
@@ -53,6 +57,7 @@ const SIZE = num("size", 16);
 const WARMUP = num("warmup", 1);
 const DURATION = num("duration", 4);
 const SIO_PATH = args.path || "/socket.io/";
+const SYNC = args.sync === "1";
 const URL = `http://127.0.0.1:${PORT}`; // only ever loopback
 const CONNECT_TIMEOUT_MS = 15000;
 
@@ -72,6 +77,25 @@ function finish(result, code) {
 const hardTimer = setTimeout(() => {
   finish({ ok: false, error: `hard timeout after ${WARMUP + DURATION + 30} s` }, 1);
 }, (WARMUP + DURATION + 30) * 1000);
+
+const waiters = [];
+if (SYNC) {
+  readline.createInterface({ input: process.stdin }).on("line", (line) => {
+    if (line.trim() === "continue" && waiters.length) waiters.shift()();
+  });
+}
+
+async function mark(name) {
+  if (!SYNC) return;
+  process.stdout.write(JSON.stringify({ event: "mark", name }) + "\n");
+  await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no ack for mark ${name}`)), 15000);
+    waiters.push(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
 
 function connectOne() {
   return new Promise((resolve, reject) => {
@@ -123,14 +147,16 @@ async function main() {
     drive(s);
   }
   await new Promise((r) => setTimeout(r, WARMUP * 1000));
+  await mark("start");
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   measuring = true;
   await new Promise((r) => setTimeout(r, DURATION * 1000));
   measuring = false;
-  finishedRun = true;
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
+  await mark("end");
+  finishedRun = true;
   latencies.sort((a, b) => a - b);
   clearTimeout(hardTimer);
   finish(

@@ -27,12 +27,14 @@ it (``pip install python-socketio``).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any, Awaitable, Callable, Iterable, MutableMapping
 
 import sniffio
 
 try:
+    import engineio.json as _engineio_json  # type: ignore[import-untyped]
     import socketio as _socketio  # type: ignore[import-untyped]
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
@@ -58,6 +60,10 @@ SOCKETIO_NEEDS_ASYNCIO = (
 """The message of the refusal on a loop other than asyncio (``{library}`` is its name)."""
 
 logger = logging.getLogger("engineio_asgi.socketio")
+
+_Packet = _socketio.packet.Packet
+_DEFAULT_JSON = _engineio_json  # python-socketio's default JSON: the standard module's dumps
+_dumps = json.dumps
 
 
 class AsyncServer(_socketio.AsyncServer):  # type: ignore[misc]
@@ -167,14 +173,49 @@ class LocalManager(_socketio.AsyncManager):  # type: ignore[misc]
             args = list(data)  # a tuple is several arguments
         else:
             args = [] if data is None else [data]
-        skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
-        pkt = self.server.packet_class(_socketio.packet.EVENT, namespace=namespace, data=[event, *args])
-        encoded = pkt.encode()  # a list when binary: the packet, then its attachments
-        items = encoded if isinstance(encoded, list) else [encoded]
-        recipients = (
-            eio_sid for sid, eio_sid in self.get_participants(namespace, to or room) if sid not in skipped
-        )
+        items = self._encode_event(namespace, [event, *args])
+        recipients = self._recipients(namespace, to or room, skip_sid)
+        if len(recipients) == 1 and len(items) == 1:
+            # one packet to one client (an emit to a sid, the usual reply): the send
+            # itself, without a coroutine around it
+            await eio.send(recipients[0], items[0])
+            return
         await deliver(eio, recipients, items)
+
+    def _encode_event(self, namespace: str, data: list[Any]) -> list[str | bytes]:
+        """An EVENT packet as its Engine.IO messages: the packet, then any binary attachments."""
+        packet_class = self.server.packet_class
+        if packet_class is _Packet and packet_class.json is _DEFAULT_JSON:
+            # python-socketio's own packet and JSON (the defaults): the text written
+            # here, as its encode() writes it, without first walking the data for
+            # bytes (json.dumps raises TypeError on bytes: a binary event is the
+            # packet's own below)
+            try:
+                body = _dumps(data, separators=(",", ":"))
+            except TypeError:
+                pass
+            else:
+                return ["2" + body if namespace == "/" or namespace is None else "2" + namespace + "," + body]
+        encoded = packet_class(_socketio.packet.EVENT, namespace=namespace, data=data).encode()
+        return encoded if isinstance(encoded, list) else [encoded]  # type: ignore[no-any-return]
+
+    def _recipients(self, namespace: str, room: Any, skip_sid: Any) -> list[str]:
+        """The Engine.IO sids an emit reaches (python-socketio's ``get_participants``, minus the skipped).
+
+        A list, taken before the first send, as python-socketio copies the room: a
+        send that changes rooms does not change who this emit reaches.
+        """
+        if skip_sid is None and (room is None or isinstance(room, str)):
+            # one room, nobody skipped (the usual broadcast): its members' Engine.IO
+            # sids straight from the room's bidict (sid -> eio_sid), without a
+            # generator step per member
+            members = self.rooms[namespace].get(room)
+            if members is None:
+                return []
+            forward = getattr(members, "_fwdm", None)  # the bidict's dict, as python-socketio reads it
+            return list(members.values() if forward is None else forward.values())
+        skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        return [eio_sid for sid, eio_sid in self.get_participants(namespace, room) if sid not in skipped]
 
 
 async def deliver(eio: _EngineIOServer, sids: Iterable[str], items: list[str | bytes]) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 import socketio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engineio_asgi.socketio import ASGIApp, AsyncServer, LocalManager
 
@@ -21,7 +23,7 @@ from engineio_asgi.socketio import ASGIApp, AsyncServer, LocalManager
 class Client:
     """A websocket Socket.IO client as fake ASGI calls; ``send`` may be made to block."""
 
-    def __init__(self, app: Any, name: str) -> None:
+    def __init__(self, app: Any, name: str, namespace: str = "/") -> None:
         self.name = name
         self.frames: list[Any] = []
         self.incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -40,7 +42,8 @@ class Client:
             "asgi": {"version": "3.0"},
         }
         self.incoming.put_nowait({"type": "websocket.connect"})
-        self.incoming.put_nowait({"type": "websocket.receive", "text": '40{"name":"' + name + '"}'})
+        prefix = "40" if namespace == "/" else "40" + namespace + ","
+        self.incoming.put_nowait({"type": "websocket.receive", "text": prefix + '{"name":"' + name + '"}'})
         self.task = asyncio.create_task(app(self.scope, self.incoming.get, self.send))
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -60,17 +63,20 @@ class Client:
         await asyncio.wait_for(self.task, 5)
 
 
-async def start(manager: Any, names: list[str]) -> tuple[Any, dict[str, Client], dict[str, str]]:
+async def start(
+    manager: Any, names: list[str], namespace: str = "/"
+) -> tuple[Any, dict[str, Client], dict[str, str]]:
     sio = AsyncServer(client_manager=manager)
     sids: dict[str, str] = {}
 
-    @sio.on("connect")
+    @sio.on("connect", namespace=namespace)
     async def connect(sid: str, environ: Any, auth: Any) -> None:
         sids[auth["name"]] = sid
-        await sio.enter_room(sid, "even" if int(auth["name"][1:]) % 2 == 0 else "odd")
+        room = "even" if int(auth["name"][1:]) % 2 == 0 else "odd"
+        await sio.enter_room(sid, room, namespace=namespace)
 
     app = ASGIApp(sio)
-    clients = {name: Client(app, name) for name in names}
+    clients = {name: Client(app, name, namespace) for name in names}
     for _ in range(500):
         if len(sids) == len(names) and all(len(c.frames) >= 2 for c in clients.values()):
             break
@@ -143,3 +149,100 @@ async def test_a_blocked_recipient_holds_up_neither_the_others_nor_its_own_order
     assert slow.events() == ['42["news",{"n":1}]', '451-["bin",{"_placeholder":true,"num":0}]', b"\x02"]
     for c in clients.values():
         await c.close()
+
+
+async def run_namespace_emits(manager: Any) -> dict[str, list[Any]]:
+    names = [f"c{i}" for i in range(4)]
+    sio, clients, sids = await start(manager, names, namespace="/chat")
+    await sio.emit("all", {"a": [1, 2.5, None, True]}, namespace="/chat")
+    await sio.emit("room", "x", to="odd", namespace="/chat")
+    await sio.emit("one", "y", to=sids["c2"], namespace="/chat")
+    await sio.emit("bin", b"\x03", to=sids["c2"], namespace="/chat")
+    await sio.emit("root", 1)  # nobody joined "/": nobody gets it
+    got = {name: c.events() for name, c in clients.items()}
+    for c in clients.values():
+        await c.close()
+    return got
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_emits_in_a_namespace_reach_what_python_socketios_manager_reaches() -> None:
+    ours = await run_namespace_emits(LocalManager())
+    assert ours == await run_namespace_emits(socketio.AsyncManager())
+    assert ours["c2"] == [
+        '42/chat,["all",{"a":[1,2.5,null,true]}]',
+        '42/chat,["one","y"]',
+        '451-/chat,["bin",{"_placeholder":true,"num":0}]',
+        b"\x03",
+    ]
+    assert ours["c1"] == ['42/chat,["all",{"a":[1,2.5,null,true]}]', '42/chat,["room","x"]']
+
+
+# What an emit's arguments may hold: JSON's values, sometimes bytes (a binary event)
+# or a value JSON cannot write (the emit fails as python-socketio's does).
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(),
+)
+values = st.recursive(
+    scalars | st.binary(max_size=4),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def python_socketios_encoding(namespace: str, data: list[Any]) -> Any:
+    try:
+        encoded = socketio.packet.Packet(socketio.packet.EVENT, namespace=namespace, data=data).encode()
+    except TypeError as exc:
+        return TypeError, str(exc)
+    return encoded if isinstance(encoded, list) else [encoded]
+
+
+def our_encoding(manager: LocalManager, namespace: str, data: list[Any]) -> Any:
+    try:
+        return manager._encode_event(namespace, data)
+    except TypeError as exc:
+        return TypeError, str(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    namespace=st.sampled_from(["/", "/chat", "/a,b"]),
+    event=st.text(max_size=6),
+    args=st.lists(values | st.sets(st.integers(), max_size=2), max_size=3),
+)
+def test_an_event_packet_is_written_as_python_socketios_packet_writes_it(
+    namespace: str, event: str, args: list[Any]
+) -> None:
+    manager = AsyncServer().manager
+    assert our_encoding(manager, namespace, [event, *args]) == python_socketios_encoding(
+        namespace, [event, *args]
+    )
+
+
+def test_a_packet_class_or_json_module_of_the_application_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Sorted:  # a JSON module of the application's: keys sorted
+        @staticmethod
+        def dumps(data: Any, **kwargs: Any) -> str:
+            import json
+
+            return json.dumps(data, sort_keys=True, **kwargs)
+
+    manager = AsyncServer().manager
+    data = ["e", {"b": 1, "a": 2}]
+    assert manager._encode_event("/", data) == ['2["e",{"b":1,"a":2}]']
+    monkeypatch.setattr(socketio.packet.Packet, "json", Sorted)
+    assert manager._encode_event("/", data) == ['2["e",{"a":2,"b":1}]']
+    monkeypatch.undo()
+
+    class Tagged(socketio.packet.Packet):  # a packet class of the application's
+        def encode(self) -> Any:
+            return "tagged:" + str(super().encode())
+
+    manager.server.packet_class = Tagged
+    assert manager._encode_event("/chat", data) == ['tagged:2/chat,["e",{"b":1,"a":2}]']
