@@ -326,18 +326,19 @@ def _common_prefix(a: str, b: str) -> str:
     return a[:i]
 
 
-def test_session_ids_come_from_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_session_ids_come_from_the_systems_generator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """15 bytes of os.urandom (what secrets.token_urlsafe(15) reads), URL-safe base64."""
     calls = []
 
-    def fake(n: int) -> str:
+    def fake(n: int) -> bytes:
         calls.append(n)
-        return f"fake{len(calls):016d}"
+        return bytes([0xFB, 0xFF]) + bytes(13)  # base64 "+/": URL-safe "-_"
 
-    monkeypatch.setattr(engineio_sansio.routing.secrets, "token_urlsafe", fake)
+    monkeypatch.setattr(engineio_sansio.routing, "urandom", fake)
     hub = Hub(core_sids=True)
     hub.request(Request("GET", {"EIO": "4", "transport": "polling"}))
     connects = [ev for ev in hub.log if isinstance(ev, ConnectRequest)]
-    assert [ev.sid for ev in connects] == ["fake0000000000000001"], "the default generator is secrets'"
+    assert [ev.sid for ev in connects] == ["-_8AAAAAAAAAAAAAAAAA"], "the default generator is os.urandom"
     assert calls == [15]
 
 
