@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import selectors
 import subprocess
 import sys
 import time
@@ -56,33 +54,20 @@ def probe(server: str, impl: str, messages: int, log_dir: Path, clients: int = C
         proc = subprocess.Popen(cmd, cwd=run.HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         at: dict[str, dict] = {}
         result: dict = {}
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        buf = b""
-        deadline = time.monotonic() + 320
-        eof = False
-        while not eof and time.monotonic() < deadline:
-            if not sel.select(timeout=1.0):
+        for msg in run.generator_lines(proc, time.monotonic() + 320):
+            if isinstance(msg, str):
                 continue
-            chunk = os.read(proc.stdout.fileno(), 65536)
-            eof = not chunk
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                msg = json.loads(line)
-                if msg.get("event") == "mark":
-                    name = msg["name"]
-                    if name == "connected":  # nothing in flight: the floor, after a full collection
-                        at[name] = snapshot(srv, "objects=1&collect=1")
-                    elif name == "start":  # in flight; the window's counts start here
-                        at[name] = snapshot(srv, "objects=1&reset=1")
-                    else:  # "end": still in flight (the clients stop after this mark)
-                        at[name] = snapshot(srv, "objects=1&young=1")
-                    proc.stdin.write(b"continue\n")
-                    proc.stdin.flush()
-                elif msg.get("event") in ("result", "error"):
-                    result = msg
-        sel.close()
+            if msg.get("event") == "mark":
+                name = msg["name"]
+                if name == "connected":  # nothing in flight: the floor, after a full collection
+                    at[name] = snapshot(srv, "objects=1&collect=1")
+                elif name == "start":  # in flight; the window's counts start here
+                    at[name] = snapshot(srv, "objects=1&reset=1")
+                else:  # "end": still in flight (the clients stop after this mark)
+                    at[name] = snapshot(srv, "objects=1&young=1")
+                run.go_on(proc)
+            elif msg.get("event") in ("result", "error"):
+                result = msg
         proc.wait(10)
     finally:
         srv.stop()

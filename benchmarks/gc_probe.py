@@ -27,7 +27,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import selectors
 import subprocess
 import sys
 import time
@@ -48,29 +47,16 @@ def probe(server: str, impl: str, sessions: int, window: float, log_dir: Path) -
         proc = subprocess.Popen(cmd, cwd=run.HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         at: dict[str, dict] = {}
         result: dict = {}
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        buf = b""
-        deadline = time.monotonic() + sessions / 50 + window + 120
-        eof = False
-        while not eof and time.monotonic() < deadline:
-            if not sel.select(timeout=1.0):
+        for msg in run.generator_lines(proc, time.monotonic() + sessions / 50 + window + 120):
+            if isinstance(msg, str):
                 continue
-            chunk = os.read(proc.stdout.fileno(), 65536)
-            eof = not chunk
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                msg = json.loads(line)
-                if msg.get("event") == "mark":
-                    name = msg["name"]  # live objects only at baseline and ready, before the window
-                    collect = name in ("baseline", "ready")
-                    at[name] = srv.gc_report(reset=name == "start", objects=True, collect=collect)
-                    proc.stdin.write(b"continue\n")
-                    proc.stdin.flush()
-                elif msg.get("event") in ("result", "error"):
-                    result = msg
-        sel.close()
+            if msg.get("event") == "mark":
+                name = msg["name"]  # live objects only at baseline and ready, before the window
+                collect = name in ("baseline", "ready")
+                at[name] = srv.gc_report(reset=name == "start", objects=True, collect=collect)
+                run.go_on(proc)
+            elif msg.get("event") in ("result", "error"):
+                result = msg
         proc.wait(10)
     finally:
         srv.stop()

@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -238,6 +239,39 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def generator_lines(proc: subprocess.Popen, deadline: float) -> Iterator[dict | str]:
+    """What a load generator prints, one JSON object per line (a line that is not JSON
+    comes as its text), until its output ends or ``deadline`` (``time.monotonic()``)."""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    buf = b""
+    try:
+        while time.monotonic() < deadline:
+            if not sel.select(timeout=1.0):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    yield line.decode(errors="replace")[:200]
+            if not chunk:
+                return
+    finally:
+        sel.close()
+
+
+def go_on(proc: subprocess.Popen) -> None:
+    """Let a load generator run with ``--sync 1`` go on past the mark it printed."""
+    try:
+        proc.stdin.write(b"continue\n")
+        proc.stdin.flush()
+    except OSError:
+        pass
 
 
 def http_get(
@@ -507,45 +541,27 @@ def run_load(server: Server, scen: dict, opts, gen_core: str) -> dict:
     result: dict | None = None
     error: str | None = None
     warnings: list[str] = []
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    buf = b""
     deadline = time.monotonic() + limit + 15
-    eof = False
-    while not eof and time.monotonic() < deadline:
-        if not sel.select(timeout=1.0):
+    for msg in generator_lines(proc, deadline):
+        if isinstance(msg, str):
+            warnings.append(msg)
             continue
-        chunk = os.read(proc.stdout.fileno(), 65536)
-        if not chunk:
-            eof = True
-        buf += chunk
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                warnings.append(line.decode(errors="replace")[:200])
-                continue
-            event = msg.get("event")
-            if event == "mark":
-                marks[msg["name"]] = {**server.sample(), **msg}
-                if kind in GC_KINDS and msg["name"] == "ready":  # sessions open, before the window
-                    marks["ready"]["gc_tracked"] = server.gc_report(objects=True).get("gc_tracked")
-                if kind in GC_KINDS and msg["name"] in ("start", "end"):
-                    marks[msg["name"]]["gc"] = server.gc_report(reset=msg["name"] == "start")
-                    marks[msg["name"]]["loadavg"] = [round(x, 2) for x in os.getloadavg()]
-                try:
-                    proc.stdin.write(b"continue\n")
-                    proc.stdin.flush()
-                except OSError:
-                    pass
-            elif event == "result":
-                result = msg
-            elif event == "error":
-                error = msg.get("error")
-            elif event == "warning":
-                warnings.append(msg.get("warning", ""))
-    sel.close()
+        event = msg.get("event")
+        if event == "mark":
+            marks[msg["name"]] = {**server.sample(), **msg}
+            if kind in GC_KINDS and msg["name"] == "ready":  # sessions open, before the window
+                marks["ready"]["gc_tracked"] = server.gc_report(objects=True).get("gc_tracked")
+            if kind in GC_KINDS and msg["name"] in ("start", "end"):
+                marks[msg["name"]]["gc"] = server.gc_report(reset=msg["name"] == "start")
+                marks[msg["name"]]["loadavg"] = [round(x, 2) for x in os.getloadavg()]
+            go_on(proc)
+        elif event == "result":
+            result = msg
+        elif event == "error":
+            error = msg.get("error")
+        elif event == "warning":
+            warnings.append(msg.get("warning", ""))
+    eof = time.monotonic() < deadline  # (the output ended before the deadline)
     if proc.poll() is None:
         try:
             proc.wait(5 if eof else 0.1)
