@@ -289,7 +289,13 @@ def http_get(
 
 
 class Server:
-    """One server process we started (pinned), measured over its process tree."""
+    """One server process we started (pinned), measured over its process tree.
+
+    A subclass serving another app changes :meth:`target`, :meth:`env`, ``cwd`` and
+    ``ready_path`` (where an Engine.IO handshake says the server is up)."""
+
+    cwd = ROOT
+    ready_path = "/engine.io/"
 
     def __init__(self, server: str, impl: str, core: str, log_path: Path, gc: bool = False):
         self.server, self.impl, self.core, self.log_path = server, impl, core, log_path
@@ -298,8 +304,12 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self.known: dict[int, int] = {}  # pid -> starttime, for stopping only our own
 
+    def target(self) -> str:
+        """The ASGI app, as ``module:attribute``."""
+        return IMPLS[self.impl][0]
+
     def command(self) -> list[str]:
-        target = IMPLS[self.impl][0]
+        target = self.target()
         p = str(self.port)
         if self.server.startswith("uvicorn"):
             ws = "websockets-sansio" if self.server == "uvicorn-sansio" else "websockets"
@@ -400,7 +410,7 @@ class Server:
             log.flush()
             self.proc = subprocess.Popen(
                 ["taskset", "-c", self.core, *self.command()],
-                cwd=ROOT,
+                cwd=self.cwd,
                 env=self.env(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -413,10 +423,11 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_tail()}")
             try:
-                status, body = http_get(self.port, "/engine.io/?EIO=4&transport=polling")
+                path = self.ready_path
+                status, body = http_get(self.port, f"{path}?EIO=4&transport=polling")
                 if status == 200 and body[:1] == b"0":
                     sid = json.loads(body[1:])["sid"]
-                    http_get(self.port, f"/engine.io/?EIO=4&transport=polling&sid={sid}", "POST", b"1")
+                    http_get(self.port, f"{path}?EIO=4&transport=polling&sid={sid}", "POST", b"1")
                     self.remember()
                     return
                 last = f"handshake answered {status} {body[:200]!r}"

@@ -37,14 +37,13 @@ import argparse
 import datetime as dt
 import json
 import os
-import selectors
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from run import CLK_TCK, HOST, descendants, free_port, http_get, proc_stat
+import run
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -55,95 +54,37 @@ TARGETS = {"ours": "sio_ours:app", "pyeio": "sio_pyengineio:app"}
 SERVER_CORE, GEN_CORE = "0", "1"
 
 
-class App:
-    """One app's server process, started here and stopped by its own pid."""
+class App(run.Server):
+    """One app's server process: run.py's server, serving python-socketio's echo app."""
 
-    stop_wait = 10.0  # seconds for a graceful stop before SIGKILL
+    cwd = APPS  # not a checkout: `python -m` puts the working directory first on sys.path
+    ready_path = "/socket.io/"
 
     def __init__(self, spec: str, server: str, log: Path) -> None:
         impl, _, tree = spec.partition("@")
         if impl not in TARGETS:
             raise SystemExit(f"unknown app {spec!r}: one of {', '.join(TARGETS)}, optionally @TREE")
-        self.spec, self.impl, self.server, self.log = spec, impl, server, log
-        if tree:
-            tree_path = str(Path(tree).resolve())
-        else:
-            tree_path = os.environ.get("PYTHONPATH") or str(ROOT)
-        self.env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(APPS), tree_path]))
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.known: dict[int, int] = {}
+        if server not in ("uvicorn", "granian"):
+            raise SystemExit(f"unknown server {server!r}: uvicorn or granian")
+        super().__init__(server, impl, SERVER_CORE, log)
+        self.spec = spec
+        self.tree = str(Path(tree).resolve()) if tree else os.environ.get("PYTHONPATH") or str(ROOT)
 
-    def command(self) -> list[str]:
-        target, port = TARGETS[self.impl], str(self.port)
-        listen = [
-            "--host",
-            HOST,
-            "--port",
-            port,
-            "--loop",
-            "uvloop",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
-        if self.server == "uvicorn":
-            return [PY, "-m", "uvicorn", target, *listen, "--http", "httptools", "--ws", "websockets"]
-        if self.server == "granian":
-            more = ["--workers", "1", "--backlog", "4096", "--backpressure", "20000"]
-            return [PY, "-m", "granian", "--interface", "asgi", *listen, *more, target]
-        raise SystemExit(f"unknown server {self.server!r}: uvicorn or granian")
+    def target(self) -> str:
+        return TARGETS[self.impl]
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, PYTHONPATH=os.pathsep.join([str(APPS), self.tree]))
 
     def engineio_asgi_file(self) -> str:
         code = "import engineio_asgi; print(engineio_asgi.__file__)"
         out = subprocess.run(
-            [PY, "-c", code], cwd=APPS, env=self.env, capture_output=True, text=True, timeout=60
+            [PY, "-c", code], cwd=APPS, env=self.env(), capture_output=True, text=True, timeout=60
         )
         return out.stdout.strip() or out.stderr.strip()[-200:]
 
-    def start(self, timeout: float = 30.0) -> None:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                ["taskset", "-c", SERVER_CORE, *self.command()],
-                cwd=APPS,  # not a checkout: `python -m` puts the working directory first on sys.path
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"{self.spec}: server exited with {self.proc.returncode}, see {self.log}")
-            try:
-                status, body = http_get(self.port, "/socket.io/?EIO=4&transport=polling")
-                if status == 200 and body[:1] == b"0":
-                    sid = json.loads(body[1:])["sid"]
-                    http_get(self.port, f"/socket.io/?EIO=4&transport=polling&sid={sid}", "POST", b"1")
-                    self.remember()
-                    return
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.1)
-        raise SystemExit(f"{self.spec}: server not ready after {timeout} s, see {self.log}")
-
-    def remember(self) -> list[int]:
-        assert self.proc is not None
-        pids = descendants(self.proc.pid)
-        for pid in pids:
-            st = proc_stat(pid)
-            if st is not None:
-                self.known.setdefault(pid, st[2])
-        return pids
-
     def cpu_s(self) -> float:
-        ticks = 0
-        for pid in self.remember():
-            st = proc_stat(pid)
-            if st is not None:
-                ticks += st[1]
-        return ticks / CLK_TCK
+        return float(self.sample()["cpu_s"])
 
     def wait_idle(self, max_wait: float = 60.0) -> None:
         """Until the server used no CPU for 0.5 s (it may still be closing the last visit's sessions)."""
@@ -152,26 +93,6 @@ class App:
             time.sleep(0.5)
             if self.cpu_s() - a < 0.02:
                 return
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.remember()
-            self.proc.terminate()
-            try:
-                self.proc.wait(self.stop_wait)
-            except subprocess.TimeoutExpired:
-                pass
-        for pid, started in self.known.items():  # ours only: same pid and start time
-            st = proc_stat(pid)
-            if st is not None and st[2] == started:
-                try:
-                    os.kill(pid, 9)
-                except ProcessLookupError:
-                    pass
-        if self.proc.poll() is None:
-            self.proc.wait(5)
 
 
 def visit(app: App, scenario: dict, opts: argparse.Namespace) -> dict:
@@ -202,33 +123,17 @@ def visit(app: App, scenario: dict, opts: argparse.Namespace) -> dict:
     cpu: dict[str, float] = {}
     result: dict | None = None
     error = None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    buf = b""
-    deadline = time.monotonic() + limit + 15
-    while time.monotonic() < deadline:
-        if not sel.select(timeout=1.0):
+    for msg in run.generator_lines(proc, time.monotonic() + limit + 15):
+        if isinstance(msg, str):
             continue
-        chunk = os.read(proc.stdout.fileno(), 65536)
-        if not chunk:
-            break
-        buf += chunk
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                continue
-            if msg.get("event") == "mark":
-                if msg["name"] in ("start", "end"):
-                    cpu[msg["name"]] = app.cpu_s()
-                proc.stdin.write(b"continue\n")
-                proc.stdin.flush()
-            elif msg.get("event") == "error" or msg.get("ok") is False:
-                error = msg.get("error")
-            elif msg.get("event") == "result" or msg.get("ok") is True:
-                result = msg
-    sel.close()
+        if msg.get("event") == "mark":
+            if msg["name"] in ("start", "end"):
+                cpu[msg["name"]] = app.cpu_s()
+            run.go_on(proc)
+        elif msg.get("event") == "error" or msg.get("ok") is False:
+            error = msg.get("error")
+        elif msg.get("event") == "result" or msg.get("ok") is True:
+            result = msg
     if proc.poll() is None:
         try:
             proc.wait(10)
