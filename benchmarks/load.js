@@ -16,25 +16,12 @@
 'use strict';
 
 const net = require('net');
-const readline = require('readline');
+const { parseArgs, emit, marker } = require('./cli');
 const { performance } = require('perf_hooks');
 const WebSocket = require('ws');
 
 // ---------------------------------------------------------------- arguments
-function parseArgs(argv) {
-  const out = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
-    const eq = a.indexOf('=');
-    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
-    else out[a.slice(2)] = argv[++i];
-  }
-  return out;
-}
-
-const args = parseArgs(process.argv.slice(2));
-const num = (k, d) => (args[k] === undefined ? d : Number(args[k]));
+const { args, num } = parseArgs();
 const SCENARIO = args.scenario;
 const HOST = '127.0.0.1'; // only ever loopback
 const PORT = num('port', 8000);
@@ -69,10 +56,6 @@ const WS_URL = `ws://${HOST}:${PORT}${EIO_PATH}?EIO=4&transport=websocket`;
 const POLL_PATH = `${EIO_PATH}?EIO=4&transport=polling`;
 const WS_OPTS = { perMessageDeflate: DEFLATE, skipUTF8Validation: true, handshakeTimeout: CONNECT_TIMEOUT_MS };
 
-function emit(obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n'); // pipes are synchronous on Linux
-}
-
 function fail(msg) {
   emit({ event: 'error', scenario: SCENARIO, error: String(msg) });
   process.exit(2);
@@ -84,27 +67,7 @@ hardLimit.unref();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // stdin "continue" lines acknowledge marks (only with --sync 1)
-const waiters = [];
-let stdinLines = 0;
-if (SYNC) {
-  const rl = readline.createInterface({ input: process.stdin });
-  rl.on('line', (line) => {
-    stdinLines++;
-    if (line.trim() === 'continue' && waiters.length) waiters.shift()();
-  });
-}
-
-async function mark(name, extra) {
-  emit({ event: 'mark', name, ...extra });
-  if (!SYNC) return;
-  await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no ack for mark ${name}`)), 15000);
-    waiters.push(() => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
-}
+const mark = marker(SYNC);
 
 // ---------------------------------------------------------------- measuring
 class Meter {

@@ -28,24 +28,11 @@
 // Every wait is bounded: each connection by 15 s, the run by --time-limit.
 'use strict';
 
-const readline = require('readline');
+const { parseArgs, emit, marker } = require('./cli');
 const { performance } = require('perf_hooks');
 const WebSocket = require('ws');
 
-function parseArgs(argv) {
-  const out = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
-    const eq = a.indexOf('=');
-    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
-    else out[a.slice(2)] = argv[++i];
-  }
-  return out;
-}
-
-const args = parseArgs(process.argv.slice(2));
-const num = (k, d) => (args[k] === undefined ? d : Number(args[k]));
+const { args, num } = parseArgs();
 const PORT = num('port', 8000);
 const SESSIONS = num('sessions', 1000);
 const BINARY = args.binary === '1';
@@ -62,7 +49,6 @@ const CONNECT_TIMEOUT_MS = 15000;
 const URL = `ws://127.0.0.1:${PORT}${SIO_PATH}?EIO=4&transport=websocket`; // only ever loopback
 const WS_OPTS = { perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: CONNECT_TIMEOUT_MS };
 
-const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const round = (x, d) => Math.round(x * 10 ** d) / 10 ** d;
 const sockets = [];
@@ -74,23 +60,7 @@ function fail(msg) {
 }
 setTimeout(() => fail(`time limit of ${TIME_LIMIT}s exceeded`), TIME_LIMIT * 1000).unref();
 
-const waiters = [];
-if (SYNC) {
-  readline.createInterface({ input: process.stdin }).on('line', (line) => {
-    if (line.trim() === 'continue' && waiters.length) waiters.shift()();
-  });
-}
-async function mark(name, extra) {
-  emit({ event: 'mark', name, ...extra });
-  if (!SYNC) return;
-  await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no ack for mark ${name}`)), 15000);
-    waiters.push(() => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
-}
+const mark = marker(SYNC);
 
 // One Socket.IO client on the default namespace; resolves once the server's
 // CONNECT ("40{...}") came, i.e. after the app's connect handler joined the room.

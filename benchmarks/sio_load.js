@@ -26,7 +26,7 @@
 
 const path = require("node:path");
 const { performance } = require("node:perf_hooks");
-const readline = require("node:readline");
+const { parseArgs, marker } = require("./cli");
 
 let sioClient;
 try {
@@ -36,20 +36,7 @@ try {
 }
 const { io } = sioClient;
 
-function parseArgs(argv) {
-  const out = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith("--")) throw new Error(`unexpected argument ${a}`);
-    const eq = a.indexOf("=");
-    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
-    else out[a.slice(2)] = argv[++i];
-  }
-  return out;
-}
-
-const args = parseArgs(process.argv.slice(2));
-const num = (k, d) => (args[k] === undefined ? d : Number(args[k]));
+const { args, num } = parseArgs();
 const PORT = num("port", 8000);
 const CLIENTS = num("clients", 50);
 const INFLIGHT = Math.max(1, num("inflight", 1));
@@ -78,23 +65,10 @@ const hardTimer = setTimeout(() => {
   finish({ ok: false, error: `hard timeout after ${WARMUP + DURATION + 30} s` }, 1);
 }, (WARMUP + DURATION + 30) * 1000);
 
-const waiters = [];
-if (SYNC) {
-  readline.createInterface({ input: process.stdin }).on("line", (line) => {
-    if (line.trim() === "continue" && waiters.length) waiters.shift()();
-  });
-}
-
+// marks only with --sync 1 (its output is otherwise the result alone)
+const syncedMark = SYNC ? marker(true) : null;
 async function mark(name) {
-  if (!SYNC) return;
-  process.stdout.write(JSON.stringify({ event: "mark", name }) + "\n");
-  await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no ack for mark ${name}`)), 15000);
-    waiters.push(() => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
+  if (syncedMark) await syncedMark(name);
 }
 
 function connectOne() {
