@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 import socketio
+from _echo_server import websocket_scope
 
 
 def make_server(impl: str) -> tuple[Any, Any]:
@@ -42,18 +43,7 @@ class Conn:
         self.ready = ready
         self.need = need
         self.end = asyncio.Event()
-        self.scope = {
-            "type": "websocket",
-            "path": "/socket.io/",
-            "raw_path": b"/socket.io/",
-            "root_path": "",
-            "query_string": b"EIO=4&transport=websocket",
-            "headers": [(b"host", b"x"), (b"connection", b"Upgrade"), (b"upgrade", b"websocket")],
-            "scheme": "ws",
-            "client": ("127.0.0.1", 1),
-            "server": ("127.0.0.1", 2),
-            "asgi": {"version": "3.0"},
-        }
+        self.scope = websocket_scope("/socket.io/")
 
     async def receive(self) -> dict[str, Any]:
         self.step += 1

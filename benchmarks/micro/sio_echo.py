@@ -21,6 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "apps"))
 
+from _echo_server import websocket_scope
 from _sio_echo import make_app
 
 MESSAGE = '42["echo","0123456789abcdef"]'
@@ -32,18 +33,7 @@ class Conn:
         self.echoes = echoes
         self.done = done
         self.left = left
-        self.scope = {
-            "type": "websocket",
-            "path": "/socket.io/",
-            "raw_path": b"/socket.io/",
-            "root_path": "",
-            "query_string": b"EIO=4&transport=websocket",
-            "headers": [(b"host", b"x"), (b"connection", b"Upgrade"), (b"upgrade", b"websocket")],
-            "scheme": "ws",
-            "client": ("127.0.0.1", 1),
-            "server": ("127.0.0.1", 2),
-            "asgi": {"version": "3.0"},
-        }
+        self.scope = websocket_scope("/socket.io/")
         self.incoming.put_nowait({"type": "websocket.connect"})
         self.incoming.put_nowait({"type": "websocket.receive", "text": "40"})
 
