@@ -52,12 +52,14 @@ SERVER_NOTES = {
     "hypercorn": "hypercorn -k asyncio, in-process worker (-w 0)",
     "hypercorn-trio": "hypercorn -k trio, in-process worker (-w 0)",
 }
-ASYNCIO_ONLY = {"pyeio", "pyeio-sync", "bare-hb"}  # python-engineio (and bare-hb's driver) need asyncio
+ASYNCIO_ONLY = {"pyeio", "pyeio-sync", "bare-hb", "bare-hb-again"}  # python-engineio (and bare-hb's driver) need asyncio
 
 IMPLS = {
     # name: (module:attr, EIO_ASYNC_HANDLERS, label)
     "bare": ("bare:app", None, "bare ASGI echo"),
     "bare-hb": ("bare_heartbeat:app", None, "bare ASGI echo + the least Engine.IO heartbeat"),
+    # the same app again, as a second row: how far two runs of one app differ (an A/A comparison)
+    "bare-hb-again": ("bare_heartbeat:app", None, "bare-hb again, the noise between two runs of one app"),
     "pyeio": ("pyengineio:app", "true", "python-engineio"),
     "pyeio-sync": ("pyengineio:app", "false", "python-engineio async_handlers=False"),
     "ours": ("ours:app", "true", "engineio_asgi"),
@@ -1096,6 +1098,8 @@ def print_table(records: list[dict]) -> None:
         ratios += [("ours", "bare"), ("ours", "pyeio")]
         if "bare-hb" in impl_order:
             ratios += [("ours", "bare-hb")]
+    if "bare-hb-again" in impl_order and "bare-hb" in impl_order:
+        ratios += [("bare-hb-again", "bare-hb")]
     if "ours-sync" in impl_order:
         ratios += [("ours-sync", "bare")]
     if "pyeio" in impl_order and "bare" in impl_order:
