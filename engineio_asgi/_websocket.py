@@ -6,7 +6,7 @@ from typing import Any
 
 import anyio
 
-from engineio_sansio import CLIENT_CLOSE_GRACE, WS_CLOSE_POLICY, MessageReceived, Respond
+from engineio_sansio import CLIENT_CLOSE_GRACE, WS_CLOSE_POLICY, ConnectRequest, MessageReceived, Respond
 
 from ._handlers import JSON_START, maybe_json
 from ._polling import access_log, client_of
@@ -39,11 +39,20 @@ class WebSocketMixin(RuntimeState):
             rid, events = await self._receive_asked(request_from_scope(scope), scope, receive, send, True)
         conn = self._ws[rid] = WSConn(rid, scope, receive, send)
         try:
-            if events:
-                await self._perform(events)  # the connect handler, the accept, the OPEN packet
-            # (a local lives as long as the connection: these events need not, nor the
-            # last message's below, which are let go once handled)
-            del events
+            if len(events) == 1 and type(events[0]) is ConnectRequest:
+                # the usual one: the connect handler, the accept, the OPEN packet, with no
+                # _perform, its iterator and the event list alive while the ASGI server's
+                # accept waits (uvicorn's waits for the handshake's response to be written)
+                connect = events[0]
+                del events
+                await self._connect(connect)
+                del connect
+            else:
+                if events:
+                    await self._perform(events)  # a refusal
+                # (a local lives as long as the connection: these events need not, nor the
+                # last message's below, which are let go once handled)
+                del events
             self._timer_changed()
             refusal = conn.denied
             if isinstance(refusal, Respond):
