@@ -10,12 +10,18 @@ reads the collector's counts at the generator's marks:
 * ``tracked/session``: live objects the collector tracks, per open session (after opening
   N sessions minus before, each after a full collection). A full collection walks all of
   them, so its pause grows with it.
-* ``promoted/ping``: objects moved into the oldest generation over a window in which every
-  session gets one ping (default 30 s > the 25 s ping interval), per ping answered
-  (``EIO_BENCH_GC_PROMOTED=1``: at each generation-1 collection, the young objects minus
-  those it collected). What a heartbeat leaves alive past two collections lands there,
-  and a full collection comes once that has reached a quarter of the oldest generation
-  (CPython 3.11's rule): the more per ping, the more often a full collection comes.
+* ``promoted/ping`` and ``promoted/s``: objects moved into the oldest generation over a
+  window in which every session gets one ping (default 30 s > the 25 s ping interval), per
+  ping answered and per second (``EIO_BENCH_GC_PROMOTED=1``: at each generation-1
+  collection, the oldest generation's new tail, with its types in ``promoted_types``).
+  What lives past two collections lands there, and a full collection needs a quarter of
+  the oldest generation pending *and* more than 10 generation-1 collections since the last
+  full one (CPython 3.11's rule).
+* ``young_alive_types`` and ``triggers``: the types in the youngest generation when each of
+  its collections started, and the Python code whose allocation started it.
+* ``--echo-rate R``: 50 clients also echo R messages a second each, paced, over the window
+  (run.py's ``latency-under-load``); the full collection at ``ready`` starts the window
+  with nothing pending.
 * ``full/window`` and the collections' CPU time over the window.
 
 Results go to ``results/<time>-gcprobe.jsonl``; nothing here is a timing.
