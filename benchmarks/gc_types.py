@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """GC-tracked objects per held session by type, ours against bare-hb (not timed).
 
-    .venv/bin/python benchmarks/gc_types.py [N]
+    .venv/bin/python benchmarks/gc_types.py [N [SERVERS [IMPLS]]]
 
 Holds N idle websocket sessions (default 1,000) on uvicorn and granian with each app and
 prints, per type, how many more tracked objects there are per session (after a full
@@ -18,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # the harness's Server, pinned the same way
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+SERVERS = sys.argv[2].split(",") if len(sys.argv) > 2 else ["uvicorn", "granian"]
+IMPLS = sys.argv[3].split(",") if len(sys.argv) > 3 else ["bare-hb", "ours"]
 
 
 def types_per_session(server: str, impl: str) -> tuple[float, dict[str, float]]:
@@ -53,8 +55,8 @@ def types_per_session(server: str, impl: str) -> tuple[float, dict[str, float]]:
 
 def main() -> int:
     run.raise_fd_limit(N)
-    for server in ("uvicorn", "granian"):
-        for impl in ("bare-hb", "ours"):
+    for server in SERVERS:
+        for impl in IMPLS:
             total, diff = types_per_session(server, impl)
             print(f"{server} {impl}: {total:.1f} per session: {diff}", flush=True)
     return 0

@@ -6,7 +6,7 @@ from typing import Any
 
 import anyio
 
-from engineio_sansio import CLIENT_CLOSE_GRACE, WS_CLOSE_POLICY, MessageReceived, Respond
+from engineio_sansio import CLIENT_CLOSE_GRACE, WS_CLOSE_POLICY, ConnectRequest, MessageReceived, Respond
 
 from ._handlers import JSON_START, maybe_json
 from ._polling import access_log, client_of
@@ -39,11 +39,20 @@ class WebSocketMixin(RuntimeState):
             rid, events = await self._receive_asked(request_from_scope(scope), scope, receive, send, True)
         conn = self._ws[rid] = WSConn(rid, scope, receive, send)
         try:
-            if events:
-                await self._perform(events)  # the connect handler, the accept, the OPEN packet
-            # (a local lives as long as the connection: these events need not, nor the
-            # last message's below, which are let go once handled)
-            del events
+            if len(events) == 1 and type(events[0]) is ConnectRequest:
+                # the usual one: the connect handler, the accept, the OPEN packet, with no
+                # _perform, its iterator and the event list alive while the ASGI server's
+                # accept waits (uvicorn's waits for the handshake's response to be written)
+                connect = events[0]
+                del events
+                await self._connect(connect)
+                del connect
+            else:
+                if events:
+                    await self._perform(events)  # a refusal
+                # (a local lives as long as the connection: these events need not, nor the
+                # last message's below, which are let go once handled)
+                del events
             self._timer_changed()
             refusal = conn.denied
             if isinstance(refusal, Respond):
@@ -56,15 +65,21 @@ class WebSocketMixin(RuntimeState):
             # level of await is passed through twice per message, and lives as long as
             # the connection.)
             clock = self._clock
-            conn.reader = self._backend.waker()  # type: ignore[union-attr]
+            # (no `with` around the loop: it would keep the waker's bound __exit__ alive as
+            # long as the connection, one more object per session for the collector to walk)
+            reader = conn.reader = self._backend.waker()  # type: ignore[union-attr]
             stopped = _NOT_STOPPED  # whether (and how) the ASGI server ended it by stopping
             try:
-                with conn.reader:
+                reader.__enter__()
+                try:
                     handler = self.handlers.get("message")
                     is_async = handler is not None and self._is_async_message_handler(handler)
                     run_async = self.async_handlers and is_async
-                    call = self._call_message
-                    start = self._start_async_message
+                    # (the class's functions, called with self: bound methods kept in
+                    # locals would be two more objects per session)
+                    mixin = type(self)
+                    call = mixin._call_message
+                    start = mixin._start_async_message
                     sessions = self._sessions
                     while conn.close_code is None:
                         conn.in_receive = True
@@ -100,15 +115,20 @@ class WebSocketMixin(RuntimeState):
                         if run_async:
                             rt = sessions.get(sid)
                             if rt is not None:
-                                rt.chain = start(handler, sid, data, rt.chain)
+                                rt.chain = start(self, handler, sid, data, rt.chain)
                         elif is_async:
                             try:
                                 await handler(sid, data)
                             except Exception:
                                 self._handler_failed("message", sid)
                         else:
-                            await call(handler, sid, data)
+                            await call(self, handler, sid, data)
                         del data
+                except BaseException as exc:
+                    if not reader.__exit__(type(exc), exc, exc.__traceback__):
+                        raise
+                else:
+                    reader.__exit__(None, None, None)
             except anyio.get_cancelled_exc_class():
                 # Our own wake-ups end quietly at the waker: a cancellation that gets here
                 # is the ASGI server's, which cancels connections only when it stops

@@ -81,7 +81,9 @@ class WebSocket:
         self.upgraded = upgraded
         self.closed = False
         self.busy = False
-        self.pending: list[Data] = []
+        # (a tuple, () when empty: an empty list would be one more object per connection
+        # for the garbage collector to walk, and a new one after every write)
+        self.pending: tuple[Data, ...] = ()
         self.close_code: int | None = None
         self.close_grace = 0.0
         self.close_packet_seen = False  # a CLOSE packet went either way: the client closes too

@@ -102,7 +102,7 @@ class WebSocketMixin(CoreState):
                 self._events.append(MessageReceived(session.sid, packet.data))  # type: ignore[arg-type]
             return
         if t is PING_TYPE and packet.data == "probe":
-            ws.pending.append("3probe")
+            ws.pending += ("3probe",)
             self._write(ws)
             return
         if t is CLOSE_TYPE:
@@ -134,21 +134,18 @@ class WebSocketMixin(CoreState):
         outbox = session.outbox
         carries = outbox and ws.upgraded and session.ws is ws and session.transport is not POLLING
         if carries:
-            encode = session.codec.encode_frame
-            if frames:
-                frames.extend(encode(p) for p in outbox)
-            else:
-                frames = [encode(p) for p in outbox]
+            encoded = tuple(map(session.codec.encode_frame, outbox))
+            frames = frames + encoded if frames else encoded
             outbox.clear()
             session.queued_bytes = 0
         if frames:
-            ws.pending = []
+            ws.pending = ()
             ws.busy = True
             self._stats.ws_bytes_out += sum(map(len, frames))
             if ws.stream:
                 self._events.append(SendFrames(ws.rid, (b"".join(map(encode_stream_frame, frames)),)))
             else:
-                self._events.append(SendFrames(ws.rid, tuple(frames)))
+                self._events.append(SendFrames(ws.rid, frames))
             if carries and frames[-1] == "1":
                 ws.close_packet_seen = True
                 if session.state is CLOSING:
@@ -201,7 +198,7 @@ class WebSocketMixin(CoreState):
             self._complete_upgrade(ws)
         else:
             UPGRADE.step(session, event, session.upgrade_at)  # the same deadline
-            ws.pending.append("3probe")
+            ws.pending += ("3probe",)
             self._write(ws)
             if session.poll is not None:
                 session.noop_pending = True

@@ -25,7 +25,10 @@ from __future__ import annotations
 import gc
 import json
 import os
+import sys
 import time
+import types
+from collections import Counter
 
 PATH = "/_bench/gc"
 
@@ -37,11 +40,12 @@ class Recorder:
         self.started = 0.0
         self.started_cpu = 0.0
         self.paused = False  # a collection asked for by collect=1 is not recorded
-        self.young = 0
         # EIO_BENCH_GC_PROMOTED=1: count the objects each generation-1 collection moves into
-        # the oldest generation (what brings the next full collection nearer); it lists the
-        # two young generations at each such collection, so it is off in timed runs
+        # the oldest generation (what brings the next full collection nearer), and their
+        # types; it lists the oldest generation twice at each such collection, so it is off
+        # in timed runs
         self.count_promoted = os.environ.get("EIO_BENCH_GC_PROMOTED") == "1"
+        self.old_size = 0
         self.reset()
 
     def reset(self) -> None:
@@ -52,6 +56,10 @@ class Recorder:
         self.cpu_longest = 0.0
         self.collected = 0
         self.promoted = 0
+        self.promoted_types: Counter[str] = Counter()
+        self.young_alive = 0  # in the youngest generation when its collections started, summed
+        self.young_types: Counter[str] = Counter()
+        self.triggers: Counter[str] = Counter()  # the code whose allocation started each young one
         self.since = time.monotonic()
 
     def callback(self, phase: str, info: dict) -> None:
@@ -59,8 +67,14 @@ class Recorder:
             return
         gen = min(2, info.get("generation", 0))
         if phase == "start":
+            if self.count_promoted and gen == 0:  # what made this collection: the young alive now
+                young = gc.get_objects(0)
+                self.young_alive += len(young)
+                self.young_types.update(type(o).__qualname__ for o in young)
+                del young
+                self.triggers[_where()] += 1
             if self.count_promoted and gen == 1:
-                self.young = len(gc.get_objects(0)) + len(gc.get_objects(1))
+                self.old_size = len(gc.get_objects(2))
             self.started_cpu = time.thread_time()
             self.started = time.perf_counter()
             return
@@ -69,7 +83,12 @@ class Recorder:
         self.cpu_total += cpu
         self.cpu_longest = max(self.cpu_longest, cpu)
         if self.count_promoted and gen == 1:
-            self.promoted += self.young - info.get("collected", 0)
+            # a collection's survivors are appended to the next generation's list, which
+            # gc.get_objects() lists in order: what this one promoted is the oldest's tail
+            moved = gc.get_objects(2)[self.old_size :]
+            self.promoted += len(moved)
+            self.promoted_types.update(type(o).__qualname__ for o in moved)
+            del moved
         self.count[gen] += 1
         self.total[gen] += pause
         self.longest[gen] = max(self.longest[gen], pause)
@@ -88,14 +107,32 @@ class Recorder:
             "gc_cpu_max_ms": round(self.cpu_longest * ms, 3),
             "gc_collected": self.collected,
             "gc_promoted": self.promoted if self.count_promoted else None,
+            "gc_promoted_types": dict(self.promoted_types.most_common(30)) if self.count_promoted else None,
+            "gc_young_alive": self.young_alive if self.count_promoted else None,
+            "gc_young_alive_types": dict(self.young_types.most_common(30)) if self.count_promoted else None,
+            "gc_triggers": dict(self.triggers.most_common(25)) if self.count_promoted else None,
             "gc_seconds": round(time.monotonic() - self.since, 3),
+            # the collector's counters now: net allocations since the last young collection,
+            # young collections since the last middle one, middle ones since the last full
+            # one (a full collection needs the last above 10, CPython 3.11's threshold)
+            "gc_get_count": list(gc.get_count()),
         }
+
+
+def _where(depth: int = 4) -> str:
+    """The innermost Python frames running when a collection started: the allocation that
+    crossed the threshold (``file:function`` from the innermost out)."""
+    frame = sys._getframe(2)  # (this function's caller is the callback)
+    names = []
+    while frame is not None and len(names) < depth:
+        code = frame.f_code
+        names.append(f"{os.path.basename(code.co_filename)}:{code.co_name}")
+        frame = frame.f_back
+    return " < ".join(names) or "(C)"
 
 
 def garbage_types(top: int = 25) -> dict[str, int]:
     """The types of what the collector frees now (cycles only refcounting did not free)."""
-    from collections import Counter
-
     flags = gc.get_debug()
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
@@ -109,15 +146,19 @@ def garbage_types(top: int = 25) -> dict[str, int]:
 
 def tracked_types() -> dict[str, int]:
     """How many objects of each type the collector tracks now (all generations)."""
-    from collections import Counter
+    return dict(Counter(map(_type_name, gc.get_objects())))
 
-    return dict(Counter(type(o).__qualname__ for o in gc.get_objects()))
+
+def _type_name(o: object) -> str:
+    """An object's type, and for a bound method the function it binds (which one is kept)."""
+    kind = type(o)
+    if kind is types.MethodType:
+        return f"method {o.__func__.__qualname__}"  # type: ignore[attr-defined]
+    return kind.__qualname__
 
 
 def young_types(top: int = 25) -> dict[str, int]:
     """The types of the objects in the youngest generation now (what the next collection walks)."""
-    from collections import Counter
-
     return dict(Counter(type(o).__qualname__ for o in gc.get_objects(0)).most_common(top))
 
 
