@@ -59,6 +59,7 @@ _R_IGNORE = _Kind.IGNORE
 _R_STREAM = _Kind.STREAM
 
 
+_new_event = tuple.__new__  # (skips a NamedTuple's Python-level __new__: one event per handshake)
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
@@ -328,7 +329,7 @@ class RoutingMixin(CoreState):
         handshakes = self._stats.handshakes
         key = (transport, codec.version)
         handshakes[key] = handshakes.get(key, 0) + 1
-        self._events.append(ConnectRequest(sid, rid, transport))
+        self._events.append(_new_event(ConnectRequest, (sid, rid, transport)))
 
     def accept(self, sid: str, now: float) -> Sequence[Event]:
         """The application accepts session ``sid``: its handshake is answered, heartbeats start.
