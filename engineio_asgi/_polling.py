@@ -37,7 +37,7 @@ class PollingMixin(RuntimeState):
             pending = self._http[rid] = PendingHTTP(rid, scope, receive, send)
             try:
                 if len(events) == 1 and type(events[0]) is ConnectRequest:
-                    await self._connect(events[0])  # a handshake (the usual reason to be here)
+                    await self._connect(events[0], pending)  # a handshake (the usual reason to be here)
                 elif events:
                     await self._perform(events)
                 del events  # (not kept while the request waits for its answer)
