@@ -59,7 +59,7 @@ _R_IGNORE = _Kind.IGNORE
 _R_STREAM = _Kind.STREAM
 
 
-_new_event = tuple.__new__  # (skips a NamedTuple's Python-level __new__: one event per handshake)
+_new_tuple = tuple.__new__  # a NamedTuple made without its Python-level __new__ (once per handshake)
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
@@ -317,7 +317,7 @@ class RoutingMixin(CoreState):
                 "pingTimeout": round(cfg.ping_timeout * 1000),
             }
             opening = json.dumps(handshake, separators=(",", ":"))
-        session.outbox.append(Packet(OPEN_TYPE, opening))
+        session.outbox.append(_new_tuple(Packet, (OPEN_TYPE, opening)))
         if transport is not POLLING:
             ws = session.ws = WebSocket(session, rid, upgraded=True, stream=transport is WEBTRANSPORT)
             ws.busy = True  # nothing is written before the handshake is accepted
@@ -329,7 +329,7 @@ class RoutingMixin(CoreState):
         handshakes = self._stats.handshakes
         key = (transport, codec.version)
         handshakes[key] = handshakes.get(key, 0) + 1
-        self._events.append(_new_event(ConnectRequest, (sid, rid, transport)))
+        self._events.append(_new_tuple(ConnectRequest, (sid, rid, transport)))
 
     def accept(self, sid: str, now: float) -> Sequence[Event]:
         """The application accepts session ``sid``: its handshake is answered, heartbeats start.
