@@ -44,8 +44,34 @@ class PollingMixin(RuntimeState):
                 if pending.response is None:
                     if scope["method"] == "GET":
                         self._timer_changed()  # a GET held during an upgrade has a deadline
-                    if not await self._wait_for_response(pending):
-                        return  # the client left first
+                    # Pass the request's body to the core and wait for its Respond. The
+                    # task waits in receive(), which returns only with more body or when
+                    # the client leaves; the core's answer wakes it out of there (no
+                    # watcher task, task group or event per held poll).
+                    backend = self._backend
+                    while pending.response is None:
+                        waker = pending.waker = backend.waker()  # type: ignore[union-attr]
+                        message = None
+                        try:
+                            with waker:
+                                message = await receive()
+                        finally:
+                            pending.waker = None
+                        if message is None:
+                            continue  # woken: the response is here
+                        kind = message["type"]
+                        if kind == "http.request":
+                            events = core.receive_body(
+                                rid, message.get("body", b""), message.get("more_body", False), self._clock()
+                            )
+                            if events:
+                                await self._perform(events)
+                            del events
+                        elif kind == "http.disconnect":
+                            events = core.connection_lost(rid, self._clock())
+                            if events:
+                                await self._perform(events)
+                            return  # the client left first
             finally:
                 del self._http[rid]
             response = pending.response
@@ -75,38 +101,3 @@ class PollingMixin(RuntimeState):
             events = core.send_failed(rid, self._clock())
             if events:
                 await self._perform(events)
-
-    async def _wait_for_response(self, pending: PendingHTTP) -> bool:
-        """Pass the request's body to the core and wait for its ``Respond``; False if the client left.
-
-        The task waits in ``receive()``, which returns only with more body or when the
-        client leaves; the core's answer wakes it out of there (no watcher task, task
-        group or event per held poll).
-        """
-        core = self._core
-        receive = pending.receive
-        backend = self._backend
-        rid = pending.rid
-        while pending.response is None:
-            waker = pending.waker = backend.waker()  # type: ignore[union-attr]
-            message = None
-            try:
-                with waker:
-                    message = await receive()
-            finally:
-                pending.waker = None
-            if message is None:
-                continue  # woken: the response is here
-            kind = message["type"]
-            if kind == "http.request":
-                events = core.receive_body(
-                    rid, message.get("body", b""), message.get("more_body", False), self._clock()
-                )
-                if events:
-                    await self._perform(events)
-            elif kind == "http.disconnect":
-                events = core.connection_lost(rid, self._clock())
-                if events:
-                    await self._perform(events)
-                return False
-        return True
