@@ -14,7 +14,7 @@ from .config import ServerConfig
 from .cookie import cookie_header
 from .errors import ErrorCode, LocalProtocolError, ProtocolError
 from .events import AcceptWebSocket, CloseWebSocket, ConnectRequest, Event, Respond
-from .http import cors_headers
+from .http import _NO_HEADERS, cors_headers
 from .machine import SESSION, Input
 from .message import Headers, Request
 from .packet import CODECS, Codec, Packet
@@ -138,7 +138,8 @@ class RoutingMixin(CoreState):
         rid = self._next_rid
         self._next_rid = rid + 1
         self._last_now = now
-        cors = cors_headers(self.config, request)
+        # (a request without an Origin, most of them, has no CORS headers to compute)
+        cors = _NO_HEADERS if request.headers.get("origin") is None else cors_headers(self.config, request)
         if cors is None:
             # the reason goes in the body (as Node's server does), so a browser's
             # network panel says why; the client sent this origin, it learns nothing new
