@@ -14,6 +14,9 @@ __all__ = ["PollingMixin", "access_log", "client_of"]
 access_log = logging.getLogger("engineio_asgi.server.access")
 """One line per HTTP response and per websocket, at DEBUG (off unless this logger is set to DEBUG)."""
 _DEBUG = logging.DEBUG
+_SIZES_KEPT = 512
+_SIZES = tuple(b"%d" % n for n in range(_SIZES_KEPT))
+"""``Content-Length`` values of small bodies (``ok``, a handshake's, most polls'), formatted once."""
 
 
 def client_of(scope: Scope) -> str:
@@ -82,7 +85,8 @@ class PollingMixin(RuntimeState):
             await self._hook_headers(scope, receive, send, response.headers)
         body = response.body
         headers = response.headers
-        headers.append((b"content-length", b"%d" % len(body)))
+        size = len(body)
+        headers.append((b"content-length", _SIZES[size] if size < _SIZES_KEPT else b"%d" % size))
         if access_log.isEnabledFor(_DEBUG):
             access_log.debug(
                 "%s %s %s?%s %d %d",
