@@ -183,6 +183,11 @@ class AsyncioBackend:
         self._done_callback = self._done  # (one bound method, not one per task)
 
     def clock(self) -> Callable[[], float]:
+        import asyncio
+        import time
+
+        if type(self._loop).time is asyncio.BaseEventLoop.time:
+            return time.monotonic  # what that method returns, without its Python frame
         return self._loop.time
 
     def spawn(self, fn: Callable[[*Ts], Coro[T]], *args: *Ts) -> asyncio.Task[T]:

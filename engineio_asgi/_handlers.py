@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from engineio_sansio import ConnectRequest, Respond, Transport
 
-from ._state import RuntimeState, SessionRT
+from ._state import PendingHTTP, RuntimeState, SessionRT
 from .environ import build_environ
 from .exceptions import ConnectionRefusedError
 
@@ -35,23 +35,45 @@ def set_json(module: Any) -> None:
 class HandlersMixin(RuntimeState):
     """The application's handlers, called as python-engineio calls them."""
 
-    async def _connect(self, ev: ConnectRequest) -> None:
-        """A new session: ask the application's connect handler, then accept or refuse."""
+    async def _connect(self, ev: ConnectRequest, pending: PendingHTTP | None = None) -> None:
+        """A new session: ask the application's connect handler, then accept or refuse.
+
+        ``pending`` is the handshake's request when the caller has it at hand.
+        """
         sid = ev.sid
-        pending = self._http.get(ev.request_id)
+        if pending is None:
+            pending = self._http.get(ev.request_id)
         if pending is not None:
             pending.sid = sid
-            scope, receive, send = pending.scope, pending.receive, pending.send
+            scope = pending.scope
         else:
             conn = self._ws[ev.request_id]
             conn.sid = sid
             conn.carrier = True
-            scope, receive, send = conn.scope, conn.receive, conn.send
+            scope = conn.scope
         self._sessions[sid] = SessionRT(_TRANSPORT_NAMES[ev.transport], scope.get("client"))
-        if "connect" in self.handlers:
-            ok, body = await self._run_connect(sid, build_environ(scope, receive, send))
-        else:  # no handler asks: no environ to build
-            ok, body = True, None
+        handler = self.handlers.get("connect")
+        ok = True
+        body = None
+        if handler is not None:  # (no handler asks: no environ to build)
+            if pending is not None:
+                environ = build_environ(scope, pending.receive, pending.send)
+            else:
+                environ = build_environ(scope, conn.receive, conn.send)
+            try:
+                result = handler(sid, environ)
+                if type(result) is CoroutineType or (result is not None and inspect.isawaitable(result)):
+                    result = await result
+            except ConnectionRefusedError as exc:
+                ok, body = False, exc.error_args
+            except Exception as exc:
+                body = getattr(exc, "error_args", None)
+                if body is None:
+                    self._handler_failed("connect", sid)
+                ok = False
+            else:
+                if result is not None and result is not True:
+                    ok, body = False, (None if result is False else result)
         core = self._core
         if ok:
             events = core.accept(sid, self._clock())
@@ -61,29 +83,13 @@ class HandlersMixin(RuntimeState):
             self._sessions.pop(sid, None)
             events = core.reject(sid, None if body is None else _json.dumps(body).encode("utf-8"))
         if len(events) == 1 and type(events[0]) is Respond:
-            self._deliver(events[0])  # a polling handshake's answer, without a call of _perform
+            answer = events[0]
+            if pending is not None and answer.request_id == pending.rid and answer.status == 200:
+                pending.response = answer  # a polling handshake's answer: its own task writes it
+            else:
+                self._deliver(answer)
         elif events:
             await self._perform(events)
-
-    async def _run_connect(self, sid: str, environ: dict[str, Any]) -> tuple[bool, Any]:
-        """Ask the application; returns (accepted, body for the 401 if not)."""
-        handler = self.handlers.get("connect")
-        if handler is None:
-            return True, None
-        try:
-            result = handler(sid, environ)
-            if type(result) is CoroutineType or (result is not None and inspect.isawaitable(result)):
-                result = await result
-        except ConnectionRefusedError as exc:
-            return False, exc.error_args
-        except Exception as exc:
-            args = getattr(exc, "error_args", None)
-            if args is None:
-                self._handler_failed("connect", sid)
-            return False, args
-        if result is None or result is True:
-            return True, None
-        return False, (None if result is False else result)
 
     def _is_async_message_handler(self, handler: Callable[..., Any]) -> bool:
         """Whether ``handler`` is a coroutine function, remembered for the current handler."""

@@ -14,6 +14,9 @@ __all__ = ["PollingMixin", "access_log", "client_of"]
 access_log = logging.getLogger("engineio_asgi.server.access")
 """One line per HTTP response and per websocket, at DEBUG (off unless this logger is set to DEBUG)."""
 _DEBUG = logging.DEBUG
+_SIZES_KEPT = 512
+_SIZES = tuple(b"%d" % n for n in range(_SIZES_KEPT))
+"""``Content-Length`` values of small bodies (``ok``, a handshake's, most polls'), formatted once."""
 
 
 def client_of(scope: Scope) -> str:
@@ -37,15 +40,41 @@ class PollingMixin(RuntimeState):
             pending = self._http[rid] = PendingHTTP(rid, scope, receive, send)
             try:
                 if len(events) == 1 and type(events[0]) is ConnectRequest:
-                    await self._connect(events[0])  # a handshake (the usual reason to be here)
+                    await self._connect(events[0], pending)  # a handshake (the usual reason to be here)
                 elif events:
                     await self._perform(events)
                 del events  # (not kept while the request waits for its answer)
                 if pending.response is None:
                     if scope["method"] == "GET":
                         self._timer_changed()  # a GET held during an upgrade has a deadline
-                    if not await self._wait_for_response(pending):
-                        return  # the client left first
+                    # Pass the request's body to the core and wait for its Respond. The
+                    # task waits in receive(), which returns only with more body or when
+                    # the client leaves; the core's answer wakes it out of there (no
+                    # watcher task, task group or event per held poll).
+                    backend = self._backend
+                    while pending.response is None:
+                        waker = pending.waker = backend.waker()  # type: ignore[union-attr]
+                        message = None
+                        try:
+                            with waker:
+                                message = await receive()
+                        finally:
+                            pending.waker = None
+                        if message is None:
+                            continue  # woken: the response is here
+                        kind = message["type"]
+                        if kind == "http.request":
+                            events = core.receive_body(
+                                rid, message.get("body", b""), message.get("more_body", False), self._clock()
+                            )
+                            if events:
+                                await self._perform(events)
+                            del events
+                        elif kind == "http.disconnect":
+                            events = core.connection_lost(rid, self._clock())
+                            if events:
+                                await self._perform(events)
+                            return  # the client left first
             finally:
                 del self._http[rid]
             response = pending.response
@@ -56,7 +85,8 @@ class PollingMixin(RuntimeState):
             await self._hook_headers(scope, receive, send, response.headers)
         body = response.body
         headers = response.headers
-        headers.append((b"content-length", b"%d" % len(body)))
+        size = len(body)
+        headers.append((b"content-length", _SIZES[size] if size < _SIZES_KEPT else b"%d" % size))
         if access_log.isEnabledFor(_DEBUG):
             access_log.debug(
                 "%s %s %s?%s %d %d",
@@ -75,38 +105,3 @@ class PollingMixin(RuntimeState):
             events = core.send_failed(rid, self._clock())
             if events:
                 await self._perform(events)
-
-    async def _wait_for_response(self, pending: PendingHTTP) -> bool:
-        """Pass the request's body to the core and wait for its ``Respond``; False if the client left.
-
-        The task waits in ``receive()``, which returns only with more body or when the
-        client leaves; the core's answer wakes it out of there (no watcher task, task
-        group or event per held poll).
-        """
-        core = self._core
-        receive = pending.receive
-        backend = self._backend
-        rid = pending.rid
-        while pending.response is None:
-            waker = pending.waker = backend.waker()  # type: ignore[union-attr]
-            message = None
-            try:
-                with waker:
-                    message = await receive()
-            finally:
-                pending.waker = None
-            if message is None:
-                continue  # woken: the response is here
-            kind = message["type"]
-            if kind == "http.request":
-                events = core.receive_body(
-                    rid, message.get("body", b""), message.get("more_body", False), self._clock()
-                )
-                if events:
-                    await self._perform(events)
-            elif kind == "http.disconnect":
-                events = core.connection_lost(rid, self._clock())
-                if events:
-                    await self._perform(events)
-                return False
-        return True

@@ -157,7 +157,7 @@ class RuntimeState:
         async def _on_closed(self, sid: str, why: str) -> None:
             raise NotImplementedError
 
-        async def _connect(self, ev: ConnectRequest) -> None:
+        async def _connect(self, ev: ConnectRequest, pending: PendingHTTP | None = None) -> None:
             raise NotImplementedError
 
         async def _on_upgraded(self, sid: str) -> None:

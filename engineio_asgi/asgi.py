@@ -113,10 +113,19 @@ class ASGIApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "lifespan":
+        if kind == "http" or kind == "websocket":
+            prefix = self.engineio_path
+            # the usual request decided here, the rest by _is_engineio
+            if prefix is None or (scope.get("path", "").startswith(prefix) and not scope.get("root_path")):
+                ours = True
+            else:
+                ours = self._is_engineio(scope)
+        elif kind == "lifespan":
             await self.lifespan(scope, receive, send)
             return
-        if kind in ("http", "websocket") and self._is_engineio(scope):
+        else:
+            ours = False
+        if ours:
             server = self.engineio_server
             # ours: one coroutine frame less per connection (and no bound method kept in a
             # local for as long as the connection lives)

@@ -30,7 +30,11 @@ class ScopeHeaders(Mapping[str, str]):
     def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
         if self._dict is not None:
             return self._dict.get(name, default)
-        key = name.encode("latin-1")
+        key = _RAW_NAMES.get(name)
+        if key is None:
+            key = name.encode("latin-1")
+            if len(_RAW_NAMES) < _RAW_NAMES_LIMIT:
+                _RAW_NAMES[name] = key
         found: str | None = None
         for k, v in self._raw:
             if k == key:
@@ -62,6 +66,11 @@ class ScopeHeaders(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return f"ScopeHeaders({self._decoded()!r})"
+
+
+_RAW_NAMES: dict[str, bytes] = {}
+"""Header names looked up, as ASGI gives them (``"origin"``: ``b"origin"``)."""
+_RAW_NAMES_LIMIT = 64  # the core asks for a handful; callbacks may ask for others
 
 
 def request_from_scope(scope: Scope) -> Request:

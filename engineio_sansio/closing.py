@@ -23,6 +23,7 @@ CLOSE_INPUTS = {
     CloseReason.TRANSPORT_ERROR: Input.TRANSPORT_ERROR,
 }
 """The input each close reason is to the session's machines."""
+_new_event = tuple.__new__  # (skips a NamedTuple's Python-level __new__)
 
 
 class ClosingMixin(CoreState):
@@ -63,7 +64,7 @@ class ClosingMixin(CoreState):
         session.heartbeat_machine.step(session, cause)
         if session.probe is not None:
             self._abort_upgrade(session, Input.UPGRADE_CANCELLED)
-        self._events.append(SessionClosed(session.sid, reason))
+        self._events.append(_new_event(SessionClosed, (session.sid, reason)))
         closed = self._stats.closed
         closed[reason] = closed.get(reason, 0) + 1
         tell_client = reason is CloseReason.SERVER_DISCONNECT or reason is CloseReason.PING_TIMEOUT

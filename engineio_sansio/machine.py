@@ -164,18 +164,23 @@ class Machine(Generic[E]):
         """Move ``session`` on ``event``; ``deadline`` is the next state's, if it has one."""
         current = getattr(session, self._state)
         new = self.table[current].get(event)
+        if new is None or (deadline is None) is (new in self.timed):
+            self._refuse(session, current, event, new, deadline)
+        setattr(session, self._state, new)
+        setattr(session, self._deadline, deadline)
+        if _observers:
+            for observer in _observers:
+                observer(session.sid, self.name, current, event, new)
+        return new  # type: ignore[return-value]
+
+    def _refuse(self, session: Any, current: E, event: Input, new: E | None, deadline: float | None) -> None:
+        """Raise for a step that has no entry, or whose deadline does not fit its next state."""
         if new is None:
             raise IllegalTransition(
                 f"session {session.sid}: {self.name} {current.value!r} has no entry for {event.value!r}"
             )
-        if (deadline is None) is (new in self.timed):
-            need = "needs a deadline" if deadline is None else "has no deadline"
-            raise LocalProtocolError(f"session {session.sid}: {self.name} {new.value!r} {need}")
-        setattr(session, self._state, new)
-        setattr(session, self._deadline, deadline)
-        for observer in _observers:
-            observer(session.sid, self.name, current, event, new)
-        return new
+        need = "needs a deadline" if deadline is None else "has no deadline"
+        raise LocalProtocolError(f"session {session.sid}: {self.name} {new.value!r} {need}")
 
 
 @contextlib.contextmanager

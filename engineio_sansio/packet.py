@@ -169,6 +169,9 @@ class V4Codec:
                 body = self._join(packets)
             _last_body = (data, body)
             return TEXT_PLAIN, body
+        if len(packets) == 1 and type(packets[0].data) is str:
+            # one packet of another type with text: a handshake's OPEN packet
+            return TEXT_PLAIN, (_DIGITS[packets[0].type] + packets[0].data).encode("utf-8")
         return TEXT_PLAIN, self._join(packets)
 
     @staticmethod

@@ -26,6 +26,8 @@ engine.io answers such a GET at its 100 ms upgrade check as well.
 """
 
 _OK_BODY = b"ok"
+_CLOSE_PAYLOAD = b"1"  # a v4 POST body of one CLOSE packet
+_new_event = tuple.__new__  # (skips a NamedTuple's Python-level __new__: events made per request)
 _OK_HEADERS: Headers = [(b"content-type", b"text/html")]
 
 
@@ -129,7 +131,7 @@ class PollingMixin(CoreState):
         if cfg.http_compression and len(body) > cfg.compression_threshold:
             body = compress_body(cfg, rec.request, body, headers)
         self._stats.polling_bytes_out += len(body)
-        self._events.append(Respond(rec.rid, 200, headers, body))
+        self._events.append(_new_event(Respond, (rec.rid, 200, headers, body)))
         if session.state is CLOSING and packets[-1].type is CLOSE_TYPE:
             self._finish(session)
 
@@ -216,12 +218,25 @@ class PollingMixin(CoreState):
         if session.state is CLOSED or session.state is CLOSING:
             self._respond_error(rec, ProtocolError(ErrorCode.UNKNOWN_SID, sid=session.sid))
             return
+        if body == _CLOSE_PAYLOAD and session.codec.version == 4:
+            # a lone CLOSE packet, how a v4 client leaves: what the loop below does
+            # for it, without decoding it first
+            self._close(session, CloseReason.CLIENT_DISCONNECT, now)
+        elif not self._post_packets(rec, body, now):
+            return
+        headers: Headers = list(_OK_HEADERS)
+        headers.extend(rec.cors)
+        self._events.append(_new_event(Respond, (rec.rid, 200, headers, _OK_BODY)))
+
+    def _post_packets(self, rec: PendingRequest, body: bytes, now: float) -> bool:
+        """Decode a POST body and act on its packets; False when it was refused (answered)."""
+        session = rec.session
         try:
             packets = session.codec.decode_payload(body)
         except ProtocolError as exc:
             self._close(session, CloseReason.TRANSPORT_ERROR, now)
             self._respond_error(rec, ProtocolError(exc.code, exc.detail, name="BAD_PAYLOAD"))
-            return
+            return False
         events = self._events
         sid = session.sid
         stats = self._stats
@@ -234,12 +249,10 @@ class PollingMixin(CoreState):
                 self._respond_error(
                     rec, ProtocolError(ErrorCode.BAD_REQUEST, "bad packet", name="BAD_PACKET")
                 )
-                return
+                return False
             if session.closed:
                 break
-        headers: Headers = list(_OK_HEADERS)
-        headers.extend(rec.cors)
-        events.append(Respond(rec.rid, 200, headers, _OK_BODY))
+        return True
 
     def _request_gone(self, rec: PendingRequest) -> None:
         """The client of an unanswered request left: nothing was taken from the queue."""

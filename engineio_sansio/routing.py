@@ -14,7 +14,7 @@ from .config import ServerConfig
 from .cookie import cookie_header
 from .errors import ErrorCode, LocalProtocolError, ProtocolError
 from .events import AcceptWebSocket, CloseWebSocket, ConnectRequest, Event, Respond
-from .http import cors_headers
+from .http import _NO_HEADERS, cors_headers
 from .machine import SESSION, Input
 from .message import Headers, Request
 from .packet import CODECS, Codec, Packet
@@ -59,6 +59,7 @@ _R_IGNORE = _Kind.IGNORE
 _R_STREAM = _Kind.STREAM
 
 
+_new_tuple = tuple.__new__  # a NamedTuple made without its Python-level __new__ (once per handshake)
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
@@ -137,7 +138,8 @@ class RoutingMixin(CoreState):
         rid = self._next_rid
         self._next_rid = rid + 1
         self._last_now = now
-        cors = cors_headers(self.config, request)
+        # (a request without an Origin, most of them, has no CORS headers to compute)
+        cors = _NO_HEADERS if request.headers.get("origin") is None else cors_headers(self.config, request)
         if cors is None:
             # the reason goes in the body (as Node's server does), so a browser's
             # network panel says why; the client sent this origin, it learns nothing new
@@ -316,7 +318,7 @@ class RoutingMixin(CoreState):
                 "pingTimeout": round(cfg.ping_timeout * 1000),
             }
             opening = json.dumps(handshake, separators=(",", ":"))
-        session.outbox.append(Packet(OPEN_TYPE, opening))
+        session.outbox.append(_new_tuple(Packet, (OPEN_TYPE, opening)))
         if transport is not POLLING:
             ws = session.ws = WebSocket(session, rid, upgraded=True, stream=transport is WEBTRANSPORT)
             ws.busy = True  # nothing is written before the handshake is accepted
@@ -328,7 +330,7 @@ class RoutingMixin(CoreState):
         handshakes = self._stats.handshakes
         key = (transport, codec.version)
         handshakes[key] = handshakes.get(key, 0) + 1
-        self._events.append(ConnectRequest(sid, rid, transport))
+        self._events.append(_new_tuple(ConnectRequest, (sid, rid, transport)))
 
     def accept(self, sid: str, now: float) -> Sequence[Event]:
         """The application accepts session ``sid``: its handshake is answered, heartbeats start.
