@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextvars
 import logging
 from collections.abc import Coroutine as _abc_Coroutine
+from types import CoroutineType
 from typing import (
     TYPE_CHECKING,
     Any,
+    Awaitable,
     Callable,
     Collection,
     Coroutine,
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
 
     import trio
 
-__all__ = ["Backend", "Started", "TaskHandle", "Waker", "get_backend"]
+__all__ = ["CANCELLED", "PENDING", "Backend", "Outcome", "Started", "TaskHandle", "Waker", "get_backend"]
 # moved to .compat; still importable from here
 __all__ += ["NO_LOOP", "NoLoop", "Queue", "QueueEmpty", "ResettableEvent"]
 
@@ -48,6 +50,14 @@ Ts = TypeVarTuple("Ts")
 # A coroutine's yield and send types are its loop's private protocol (futures
 # on asyncio, traps on trio); only the result is ours to state.
 Coro: TypeAlias = Coroutine[Any, Any, T]
+
+PENDING: Any = object()
+"""What :meth:`Backend.run_detached` returns for an awaitable that has not ended yet."""
+CANCELLED: Any = object()
+"""The outcome of an awaitable of :meth:`Backend.run_detached` that was cancelled."""
+# How an awaitable of run_detached ended: None (it returned), the Exception it
+# raised, or CANCELLED
+Outcome: TypeAlias = "BaseException | None"
 
 
 class TaskHandle(Protocol[T_co]):
@@ -146,6 +156,19 @@ class Backend(Protocol):
         """
         ...
 
+    def run_detached(self, aw: Awaitable[object], then: Callable[[Outcome], object]) -> Outcome:
+        """Let ``aw`` (an ASGI ``send()``'s awaitable) run to its end without waiting for it here.
+
+        Returns its outcome if it ended at once: ``None``, or the ``Exception`` it
+        raised. Else returns :data:`PENDING`, and ``then(outcome)`` is called
+        once it ends (:data:`CANCELLED` if it was cancelled, by
+        :meth:`cancel_all` among others). On asyncio a coroutine is stepped
+        here and becomes a task only if it suspends, and a future of the loop
+        (granian's ``send()`` returns one) is watched with a done callback: no
+        task at all. On trio it is awaited by a task of its own.
+        """
+        ...
+
     async def cancel_all(self, timeout: float = 5.0) -> None:
         """Cancel every task this backend started and wait (bounded) for them."""
         ...
@@ -181,6 +204,11 @@ class AsyncioBackend:
         self._asyncio: _AsyncioForWakers = asyncio
         self._loop = asyncio.get_running_loop()
         self._done_callback = self._done  # (one bound method, not one per task)
+        # run_detached: what to call when each awaitable it watches ends, by its future
+        self._then: dict[Any, Callable[[Outcome], object]] = {}
+        self._settled_callback = self._settled
+        # the context its callbacks run in, one for all (else the loop copies one per callback)
+        self._callback_context = contextvars.copy_context()
 
     def clock(self) -> Callable[[], float]:
         return self._loop.time
@@ -228,10 +256,51 @@ class AsyncioBackend:
         if not task.cancelled() and task.exception() is not None:
             logging.getLogger("engineio_asgi").error("background task failed", exc_info=task.exception())
 
+    def run_detached(self, aw: Awaitable[object], then: Callable[[Outcome], object]) -> Outcome:
+        if type(aw) is CoroutineType:
+            # (in the caller's context: an ASGI send() does not read it, and a copy
+            # per write is what this saves)
+            try:
+                first = aw.send(None)
+            except StopIteration:
+                return None
+            except Exception as exc:
+                return exc
+            # It suspended: a task goes on with it (uvicorn's send() waiting for the
+            # socket to drain), and is watched like a future below.
+            resume: Coro[object] = _Resume(aw, first)  # type: ignore[assignment]
+            task = self._loop.create_task(resume, context=contextvars.copy_context())
+            self.tasks.add(task)
+            future: Any = task
+        elif getattr(aw, "_asyncio_future_blocking", None) is not None:
+            # a future of the loop (asyncio's protocol): granian's send() returns one
+            # that is not done yet, its write under way in granian's own threads
+            future = aw
+            if future.done():
+                return _outcome(future)
+        else:  # an awaitable of another kind: a coroutine awaits it
+            return self.run_detached(_await(aw), then)
+        self._then[future] = then
+        # (granian's future keeps one done callback: this is it)
+        future.add_done_callback(self._settled_callback, context=self._callback_context)
+        return PENDING  # type: ignore[no-any-return]
+
+    def _settled(self, future: Any) -> None:
+        then = self._then.pop(future)
+        self.tasks.discard(future)
+        try:
+            then(_outcome(future))
+        except Exception as exc:
+            logging.getLogger("engineio_asgi").error("background task failed", exc_info=exc)
+
     async def cancel_all(self, timeout: float = 5.0) -> None:
         import asyncio
 
         current = asyncio.current_task()
+        # the futures run_detached watches (its tasks are among self.tasks): each
+        # one's callback is told CANCELLED
+        for future in list(self._then):
+            future.cancel()
         tasks = [t for t in self.tasks if t is not current]
         for t in tasks:
             t.cancel()
@@ -256,6 +325,21 @@ class AsyncioBackend:
         import asyncio
 
         return asyncio.QueueEmpty
+
+
+def _outcome(future: Any) -> Outcome:
+    """How a done future of :meth:`AsyncioBackend.run_detached` ended."""
+    if future.cancelled():
+        return CANCELLED  # type: ignore[no-any-return]
+    try:
+        future.result()
+    except Exception as exc:
+        return exc
+    return None
+
+
+async def _await(aw: Awaitable[object]) -> None:
+    await aw
 
 
 class _AsyncioForWakers(Protocol):
@@ -451,6 +535,12 @@ class TrioBackend:
         )
         return started
 
+    def run_detached(self, aw: Awaitable[object], then: Callable[[Outcome], object]) -> Outcome:
+        # trio parks the current task when a coroutine blocks: a task of its own
+        # awaits it (as spawn_eager's do)
+        self._spawn_system_task(_await_then, aw, then, context=contextvars.copy_context())
+        return PENDING  # type: ignore[no-any-return]
+
     async def cancel_all(self, timeout: float = 5.0) -> None:
         tasks = list(self.tasks)
         for t in tasks:
@@ -517,6 +607,20 @@ async def _run_in_turn(
             logging.getLogger("engineio_asgi").error("handler failed", exc_info=exc)
         else:
             failed(key)
+
+
+async def _await_then(aw: Awaitable[object], then: Callable[[Outcome], object]) -> None:
+    outcome: Outcome = CANCELLED
+    try:
+        await aw
+        outcome = None
+    except Exception as exc:
+        outcome = exc
+    finally:
+        try:
+            then(outcome)
+        except Exception as exc:  # a system task must never raise
+            logging.getLogger("engineio_asgi").error("background task failed", exc_info=exc)
 
 
 # typed as Backend: mypy checks that each implementation satisfies the protocol

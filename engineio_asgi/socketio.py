@@ -26,7 +26,6 @@ it (``pip install python-socketio``).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any, Awaitable, Callable, Iterable, MutableMapping
@@ -41,7 +40,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "engineio_asgi.socketio needs python-socketio (pip install 'python-socketio>=5.11')"
     ) from exc
 
-from ._backend import _Resume
 from .asgi import ASGIApp as _EngineIOApp
 from .server import AsyncServer as _EngineIOServer
 
@@ -219,24 +217,14 @@ class LocalManager(_socketio.AsyncManager):  # type: ignore[misc]
 
 
 async def deliver(eio: _EngineIOServer, sids: Iterable[str], items: list[str | bytes]) -> None:
-    """Send ``items`` to each session of ``sids`` concurrently, with a task only for a send that waits."""
-    waiting: list[asyncio.Task[Any]] = []
-    loop = None
-    for sid in sids:
-        for data in items:
-            coro = eio.send(sid, data)
-            try:
-                first = coro.send(None)
-            except StopIteration:
-                continue  # done: the usual case
-            except Exception:
-                logger.exception("sid %s: send failed", sid)
-                continue
-            if loop is None:
-                loop = asyncio.get_running_loop()
-            waiting.append(loop.create_task(_Resume(coro, first).run()))
-    if waiting:
-        await asyncio.wait(waiting)
+    """Send ``items`` to each session of ``sids`` concurrently, and return once each send has ended.
+
+    No task per recipient: each websocket write goes on by itself (see
+    ``engineio_asgi._writes``), and a slow recipient holds up no other.
+    """
+    broadcast = eio._broadcast(sids, items)
+    if broadcast is not None:
+        await broadcast.wait()
 
 
 class ASGIApp(_EngineIOApp):
