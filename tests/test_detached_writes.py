@@ -203,8 +203,8 @@ async def test_a_write_failing_mid_broadcast_ends_its_session_and_no_other(
 
 
 async def test_shutdown_mid_broadcast_cancels_the_writes_still_out(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO)
     sio, clients, _, _ = await start(["c0", "c1", "c2"])
+    caplog.set_level(logging.INFO, logger="engineio_asgi.server")
     for c in clients.values():
         c.hold = True
     emit = sio.start_background_task(sio.emit, "news", 1)
