@@ -99,6 +99,11 @@ async def slow_client(url: str) -> Client:
     return await Client.connect(url, read=False, sock=sock, max_queue=1)
 
 
+def fanout(n: int) -> str:
+    """The event that makes the server emit ``news`` number ``n`` to every client."""
+    return '42["fanout",' + json.dumps({"n": n, "size": SIZE}) + "]"
+
+
 async def state(http: httpx.AsyncClient, base: str) -> dict[str, Any]:
     return (await http.get(base + "/control/state")).json()  # type: ignore[no-any-return]
 
@@ -112,7 +117,7 @@ async def back_up(http: httpx.AsyncClient, base: str, fast: list[Client], sender
     """
     for _ in range(MAX_ROUNDS):
         for _ in range(ROUND):
-            await sender.ws.send('42["fanout",{"n":%d,"size":%d}]' % (n, SIZE))
+            await sender.ws.send(fanout(n))
             n += 1
         for c in fast:
             await c.until(n)
@@ -132,7 +137,7 @@ async def test_a_client_that_stops_reading_holds_up_no_other_and_loses_nothing(s
         n = await back_up(http, srv.url, fast, fast[0])
         # one more round while the slow client's backlog waits: the others get it all, in order
         for _ in range(ROUND):
-            await fast[0].ws.send('42["fanout",{"n":%d,"size":%d}]' % (n, SIZE))
+            await fast[0].ws.send(fanout(n))
             n += 1
         for c in fast:
             await c.until(n)
@@ -176,7 +181,7 @@ async def test_a_client_gone_mid_broadcast_ends_only_its_session_and_the_server_
         assert seen["disconnects"][0][1] in ("transport close", "transport error"), seen
         assert seen["emits_running"] == 0 and seen["queued_bytes"] == 0, seen
         # the others go on
-        await fast[0].ws.send('42["fanout",{"n":%d,"size":%d}]' % (n, SIZE))
+        await fast[0].ws.send(fanout(n))
         for c in fast:
             await c.until(n + 1)
             assert c.news == list(range(n + 1))

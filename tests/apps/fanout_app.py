@@ -2,7 +2,8 @@
 
 Every client joins the room ``all`` when it connects. The event ``fanout``
 ``{"n": n, "size": size}`` makes the server emit ``news`` ``[n, "x" * size]`` to
-the room. Control endpoints (plain HTTP):
+the room. ``FANOUT_PING_INTERVAL`` (seconds) sets the Engine.IO heartbeat.
+Control endpoints (plain HTTP):
 
 * ``GET /control/state``: ``{"queued_bytes", "tasks", "emits_running",
   "disconnects"}``: the Engine.IO server's queued message bytes (a slow
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from typing import Any
 
 from engineio_asgi.socketio import ASGIApp, AsyncServer
@@ -23,7 +25,11 @@ ROOM = "all"
 
 # (a queue larger than the default, so that the backlog test reaches the socket
 # buffers' end well before the queue closes the session)
-sio = AsyncServer(cors_allowed_origins="*", max_queued_bytes=64 * 1024 * 1024)
+sio = AsyncServer(
+    cors_allowed_origins="*",
+    max_queued_bytes=64 * 1024 * 1024,
+    ping_interval=float(os.environ.get("FANOUT_PING_INTERVAL", "25")),
+)
 state: dict[str, Any] = {"tasks": 0, "emits_running": 0, "disconnects": []}
 
 
