@@ -258,18 +258,23 @@ class AsyncioBackend:
 
     def run_detached(self, aw: Awaitable[object], then: Callable[[Outcome], object]) -> Outcome:
         if type(aw) is CoroutineType:
-            # (in the caller's context: an ASGI send() does not read it, and a copy
-            # per write is what this saves)
-            try:
-                first = aw.send(None)
-            except StopIteration:
-                return None
-            except Exception as exc:
-                return exc
-            # It suspended: a task goes on with it (uvicorn's send() waiting for the
-            # socket to drain), and is watched like a future below.
-            resume: Coro[object] = _Resume(aw, first)  # type: ignore[assignment]
-            task = self._loop.create_task(resume, context=contextvars.copy_context())
+            if self._asyncio.current_task(self._loop) is None:
+                # called from a callback (a write going on after the last one ended):
+                # the coroutine may need a task of its own from its first step
+                task = self._loop.create_task(aw, context=contextvars.copy_context())
+            else:
+                # stepped here, in the caller's context (an ASGI send() does not read
+                # it, and a copy per write is what this saves)
+                try:
+                    first = aw.send(None)
+                except StopIteration:
+                    return None
+                except Exception as exc:
+                    return exc
+                # It suspended: a task goes on with it (uvicorn's send() waiting for
+                # the socket to drain), and is watched like a future below.
+                resume: Coro[object] = _Resume(aw, first)  # type: ignore[assignment]
+                task = self._loop.create_task(resume, context=contextvars.copy_context())
             self.tasks.add(task)
             future: Any = task
         elif getattr(aw, "_asyncio_future_blocking", None) is not None:

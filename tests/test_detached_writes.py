@@ -82,6 +82,24 @@ class FutureClient:
         await asyncio.wait_for(self.task, 5)
 
 
+class TaskBoundClient(FutureClient):
+    """A client whose ``send`` is a coroutine that needs a task (``asyncio.timeout``), as some
+    ASGI servers' are, and waits while ``gate`` is set up and not set."""
+
+    gate: asyncio.Event | None = None
+
+    def send(self, message: dict[str, Any]) -> Any:  # type: ignore[override]
+        return self._send(message)
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        async with asyncio.timeout(5):  # RuntimeError outside a task
+            if message["type"] == "websocket.send":
+                self.frames.append(message.get("text", message.get("bytes")))
+                self.got.set()
+                if self.gate is not None:
+                    await self.gate.wait()
+
+
 def _complete(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -108,7 +126,9 @@ class TaskCount:
         self.loop.set_task_factory(None)
 
 
-async def start(names: list[str]) -> tuple[Any, dict[str, FutureClient], dict[str, str], list[Any]]:
+async def start(
+    names: list[str], client: type[FutureClient] = FutureClient
+) -> tuple[Any, dict[str, FutureClient], dict[str, str], list[Any]]:
     sio = AsyncServer()
     sids: dict[str, str] = {}
     closed: list[Any] = []
@@ -123,7 +143,7 @@ async def start(names: list[str]) -> tuple[Any, dict[str, FutureClient], dict[st
         closed.append((sid, reason))
 
     app = ASGIApp(sio)
-    clients = {name: FutureClient(app, name) for name in names}
+    clients = {name: client(app, name) for name in names}
     for _ in range(500):
         if len(sids) == len(names) and all(len(c.frames) >= 2 for c in clients.values()):
             break
@@ -140,7 +160,7 @@ async def test_a_broadcast_makes_no_task_per_recipient_when_send_returns_a_futur
     # every recipient has each packet, in order, and no write needed a task
     for c in clients.values():
         assert c.events() == ['42["news",0]', '42["news",1]', '42["news",2]']
-    assert tasks.count == 0
+    assert tasks.count == 0, tasks.names
     for c in clients.values():
         await c.close()
 
@@ -171,6 +191,24 @@ async def test_a_recipient_whose_write_waits_holds_up_neither_the_others_nor_its
     await asyncio.wait_for(first, 5)
     await asyncio.wait_for(_frames(slow, 4), 5)
     assert slow.events() == clients["c0"].events()
+    for c in clients.values():
+        await c.close()
+
+
+async def test_a_write_that_goes_on_after_a_wait_runs_send_in_a_task() -> None:
+    # a send() that waited (a task went on with it) is followed by the session's queued
+    # packets, from that task's done callback: their send() must run in a task too
+    sio, clients, _, _ = await start(["c0", "c1"], TaskBoundClient)
+    slow = clients["c1"]
+    slow.gate = asyncio.Event()  # type: ignore[attr-defined]
+    first = asyncio.create_task(sio.emit("news", 1))
+    await asyncio.wait_for(_frames(slow, 1), 5)
+    await asyncio.wait_for(sio.emit("news", 2), 5)  # queued behind c1's write
+    await asyncio.wait_for(sio.emit("news", 3), 5)
+    slow.gate.set()  # type: ignore[attr-defined]
+    await asyncio.wait_for(first, 5)
+    await asyncio.wait_for(_frames(slow, 3), 5)
+    assert slow.events() == clients["c0"].events() == ['42["news",1]', '42["news",2]', '42["news",3]']
     for c in clients.values():
         await c.close()
 
