@@ -139,13 +139,16 @@ class LocalManager(_socketio.AsyncManager):  # type: ignore[misc]
 
     The default client manager of :class:`AsyncServer`. python-socketio starts one
     asyncio task per recipient of an emit and waits for them all; here an emit
-    without a callback is encoded once and each recipient's send runs at once,
-    up to its first wait: a send that completes (the usual case: the socket took
-    the frame, or the session queued it) costs no task; one that waits goes on in
-    a task, and the emit returns when every one of those has finished, as
-    python-socketio's does. Each recipient's packets keep their order. An emit
-    with a callback, or on an Engine.IO layer that is not engineio_asgi's, is
-    python-socketio's own.
+    without a callback is encoded once and each recipient's write starts at
+    once: a write that completes at once (uvicorn: the socket took the frame) or
+    is queued (the session's websocket is still writing) costs nothing more; one
+    that waits (granian's ``send()`` always does, until granian has written the
+    frame) goes on from the done callback of what ``send()`` returned, with no
+    task, and the emit returns when every one of those has ended, as
+    python-socketio's does. A recipient that reads slowly holds up no other: its
+    packets wait in its session's queue. Each recipient's packets keep their
+    order. An emit with a callback, or on an Engine.IO layer that is not
+    engineio_asgi's, is python-socketio's own.
     """
 
     async def emit(
