@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     import trio
 
-__all__ = ["CANCELLED", "PENDING", "Backend", "Outcome", "Started", "TaskHandle", "Waker", "get_backend"]
+__all__ = ["CANCELLED", "Backend", "Outcome", "Started", "TaskHandle", "Waker", "get_backend"]
 # moved to .compat; still importable from here
 __all__ += ["NO_LOOP", "NoLoop", "Queue", "QueueEmpty", "ResettableEvent"]
 
@@ -51,8 +51,6 @@ Ts = TypeVarTuple("Ts")
 # on asyncio, traps on trio); only the result is ours to state.
 Coro: TypeAlias = Coroutine[Any, Any, T]
 
-PENDING: Any = object()
-"""What :meth:`Backend.run_detached` returns for an awaitable that has not ended yet."""
 CANCELLED: Any = object()
 """The outcome of an awaitable of :meth:`Backend.run_detached` that was cancelled."""
 # How an awaitable of run_detached ended: None (it returned), the Exception it
@@ -156,16 +154,25 @@ class Backend(Protocol):
         """
         ...
 
-    def run_detached(self, aw: Awaitable[object], then: Callable[[Outcome], object]) -> Outcome:
+    def run_detached(self, aw: Awaitable[object], in_task: bool = True) -> object:
         """Let ``aw`` (an ASGI ``send()``'s awaitable) run to its end without waiting for it here.
 
+        ``in_task``: whether the caller runs in a task (not in a callback).
+
         Returns its outcome if it ended at once: ``None``, or the ``Exception`` it
-        raised. Else returns :data:`PENDING`, and ``then(outcome)`` is called
-        once it ends (:data:`CANCELLED` if it was cancelled, by
-        :meth:`cancel_all` among others). On asyncio a coroutine is stepped
-        here and becomes a task only if it suspends, and a future of the loop
-        (granian's ``send()`` returns one) is watched with a done callback: no
-        task at all. On trio it is awaited by a task of its own.
+        raised (:data:`CANCELLED` if it was cancelled). Else returns a pending
+        handle for :meth:`watch`, which must be called with it at once. On
+        asyncio a coroutine is stepped here and becomes a task only if it
+        suspends, and a future of the loop (granian's ``send()`` returns one) is
+        its own handle: no task at all. On trio a task of its own awaits it.
+        """
+        ...
+
+    def watch(self, pending: Any, then: Callable[[Outcome], object]) -> None:
+        """Call ``then(outcome)`` once the awaitable of ``pending`` (from :meth:`run_detached`) ends.
+
+        The outcome is ``None``, the ``Exception`` it raised, or :data:`CANCELLED`
+        (by :meth:`cancel_all` among others).
         """
         ...
 
@@ -256,9 +263,9 @@ class AsyncioBackend:
         if not task.cancelled() and task.exception() is not None:
             logging.getLogger("engineio_asgi").error("background task failed", exc_info=task.exception())
 
-    def run_detached(self, aw: Awaitable[object], then: Callable[[Outcome], object]) -> Outcome:
+    def run_detached(self, aw: Awaitable[object], in_task: bool = True) -> object:
         if type(aw) is CoroutineType:
-            if self._asyncio.current_task(self._loop) is None:
+            if not in_task:
                 # called from a callback (a write going on after the last one ended):
                 # the coroutine may need a task of its own from its first step
                 task = self._loop.create_task(aw, context=contextvars.copy_context())
@@ -272,23 +279,23 @@ class AsyncioBackend:
                 except Exception as exc:
                     return exc
                 # It suspended: a task goes on with it (uvicorn's send() waiting for
-                # the socket to drain), and is watched like a future below.
+                # the socket to drain), and is watched like a future.
                 resume: Coro[object] = _Resume(aw, first)  # type: ignore[assignment]
                 task = self._loop.create_task(resume, context=contextvars.copy_context())
             self.tasks.add(task)
-            future: Any = task
-        elif getattr(aw, "_asyncio_future_blocking", None) is not None:
+            return task
+        if getattr(aw, "_asyncio_future_blocking", None) is not None:
             # a future of the loop (asyncio's protocol): granian's send() returns one
             # that is not done yet, its write under way in granian's own threads
-            future = aw
-            if future.done():
-                return _outcome(future)
-        else:  # an awaitable of another kind: a coroutine awaits it
-            return self.run_detached(_await(aw), then)
-        self._then[future] = then
+            if aw.done():  # type: ignore[attr-defined]
+                return _outcome(aw)
+            return aw
+        return self.run_detached(_await(aw), in_task)  # an awaitable of another kind: a coroutine awaits it
+
+    def watch(self, pending: Any, then: Callable[[Outcome], object]) -> None:
+        self._then[pending] = then
         # (granian's future keeps one done callback: this is it)
-        future.add_done_callback(self._settled_callback, context=self._callback_context)
-        return PENDING  # type: ignore[no-any-return]
+        pending.add_done_callback(self._settled_callback, context=self._callback_context)
 
     def _settled(self, future: Any) -> None:
         then = self._then.pop(future)
@@ -460,11 +467,15 @@ class TrioBackend:
         )
         return started
 
-    def run_detached(self, aw: Awaitable[object], then: Callable[[Outcome], object]) -> Outcome:
+    def run_detached(self, aw: Awaitable[object], in_task: bool = True) -> _TrioDetached:
         # trio parks the current task when a coroutine blocks: a task of its own
         # awaits it (as spawn_eager's do)
-        self._spawn_system_task(_await_then, aw, then, context=contextvars.copy_context())
-        return PENDING  # type: ignore[no-any-return]
+        pending = _TrioDetached()
+        self._spawn_system_task(_await_then, aw, pending, context=contextvars.copy_context())
+        return pending
+
+    def watch(self, pending: Any, then: Callable[[Outcome], object]) -> None:
+        pending.then = then  # (its task has not started yet: it starts once this task waits)
 
     async def cancel_all(self, timeout: float = 5.0) -> None:
         tasks = list(self.tasks)
@@ -534,7 +545,16 @@ async def _run_in_turn(
             failed(key)
 
 
-async def _await_then(aw: Awaitable[object], then: Callable[[Outcome], object]) -> None:
+class _TrioDetached:
+    """What :meth:`TrioBackend.run_detached` returns: where :meth:`TrioBackend.watch` puts ``then``."""
+
+    __slots__ = ("then",)
+
+    def __init__(self) -> None:
+        self.then: Callable[[Outcome], object] | None = None
+
+
+async def _await_then(aw: Awaitable[object], pending: _TrioDetached) -> None:
     outcome: Outcome = CANCELLED
     try:
         await aw
@@ -542,10 +562,12 @@ async def _await_then(aw: Awaitable[object], then: Callable[[Outcome], object]) 
     except Exception as exc:
         outcome = exc
     finally:
-        try:
-            then(outcome)
-        except Exception as exc:  # a system task must never raise
-            logging.getLogger("engineio_asgi").error("background task failed", exc_info=exc)
+        then = pending.then
+        if then is not None:
+            try:
+                then(outcome)
+            except Exception as exc:  # a system task must never raise
+                logging.getLogger("engineio_asgi").error("background task failed", exc_info=exc)
 
 
 # typed as Backend: mypy checks that each implementation satisfies the protocol

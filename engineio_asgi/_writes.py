@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 
 from engineio_sansio import Data, Event, SendFrames
 
-from ._backend import CANCELLED, PENDING, Outcome
+from ._backend import CANCELLED, Outcome
 from ._state import RuntimeState, WSConn
 
 __all__ = ["Broadcast", "WritesMixin"]
@@ -54,88 +54,108 @@ class Broadcast:
         self.ended()
 
 
+def _write(
+    server: WritesMixin,
+    conn: WSConn,
+    rid: int,
+    frames: tuple[Data, ...],
+    batch: Broadcast | None,
+    resumed: _Write | None = None,
+    start: int = 0,
+) -> None:
+    """Write ``frames`` (from index ``start``) to websocket ``rid``, as far as ``send()``
+    completes at once; the rest goes on from a :class:`_Write` once the ``send()`` that
+    waits has ended (``resumed``: the one that goes on now, kept for the next wait)."""
+    backend = server._backend
+    run_detached = backend.run_detached  # type: ignore[union-attr]
+    in_task = resumed is None  # (a write that goes on does so from a done callback)
+    i = start
+    while True:
+        count = len(frames)
+        while i < count:
+            frame = frames[i]
+            i += 1
+            try:
+                if type(frame) is str:
+                    outcome = run_detached(conn.send({"type": "websocket.send", "text": frame}), in_task)
+                else:
+                    outcome = run_detached(conn.send({"type": "websocket.send", "bytes": frame}), in_task)
+            except Exception as exc:  # send() itself raised
+                outcome = exc
+            if outcome is None:
+                continue
+            if outcome is CANCELLED:  # as a cancelled task: nothing more
+                if resumed is not None:
+                    resumed.end()
+                return
+            if isinstance(outcome, BaseException):
+                if resumed is not None:
+                    resumed.end()
+                _failed(server, conn, rid, outcome)
+                return
+            # it waits: the rest goes on once it has ended
+            if resumed is None:
+                resumed = _Write(server, conn, rid, frames, i, batch)
+            else:
+                resumed.frames = frames
+                resumed.next = i
+            backend.watch(outcome, resumed)  # type: ignore[union-attr]
+            return
+        # the frames are out: the core is told, and gives what was queued meanwhile
+        events = server._core.frames_sent(rid)
+        if events:
+            ev = events[0]
+            if len(events) == 1 and type(ev) is SendFrames and ev.request_id == rid and not conn.close_sent:
+                frames = ev.frames  # this write goes on with them
+                i = 0
+                continue
+            server._perform_later(events)
+        if resumed is not None:
+            resumed.end()
+        return
+
+
+def _failed(server: WritesMixin, conn: WSConn, rid: int, exc: BaseException) -> None:
+    """A write failed: the peer is gone, which the core reports as a close."""
+    server.logger.info("sid %s: websocket write failed (%s)", conn.sid, exc)
+    conn.close_sent = True
+    events = server._core.send_failed(rid, server._clock())
+    if events:
+        server._perform_later(events)
+
+
 class _Write:
-    """Writing one websocket's frames, from the call that starts it and then from callbacks."""
+    """A websocket write whose ``send()`` waits: it goes on when the backend calls it."""
 
     __slots__ = ("server", "conn", "rid", "frames", "next", "batch")
 
     def __init__(
-        self, server: WritesMixin, conn: WSConn, rid: int, frames: tuple[Data, ...], batch: Broadcast | None
+        self,
+        server: WritesMixin,
+        conn: WSConn,
+        rid: int,
+        frames: tuple[Data, ...],
+        position: int,
+        batch: Broadcast | None,
     ) -> None:
         self.server = server
         self.conn = conn
         self.rid = rid
         self.frames = frames
-        self.next = 0  # the index of the next frame to hand to send()
+        self.next = position  # the index of the next frame to hand to send()
         self.batch = batch
         if batch is not None:
             batch.count += 1
 
-    def run(self) -> None:
-        """Write the frames from ``next`` on, as far as ``send()`` completes at once."""
-        while True:
-            conn = self.conn
-            frames = self.frames
-            run_detached = self.server._backend.run_detached  # type: ignore[union-attr]
-            while self.next < len(frames):
-                frame = frames[self.next]
-                self.next += 1
-                try:
-                    if type(frame) is str:
-                        outcome = run_detached(conn.send({"type": "websocket.send", "text": frame}), self)
-                    else:
-                        outcome = run_detached(conn.send({"type": "websocket.send", "bytes": frame}), self)
-                except Exception as exc:  # send() itself raised
-                    outcome = exc
-                if outcome is None:
-                    continue
-                if outcome is CANCELLED:
-                    self.end()
-                elif outcome is not PENDING:
-                    self.failed(outcome)
-                return
-            if not self.written():
-                return
-
     def __call__(self, outcome: Outcome) -> None:
         """The backend: the last frame's ``send()`` has ended."""
         if outcome is None:
-            self.run()
+            _write(self.server, self.conn, self.rid, self.frames, None, self, self.next)
         elif outcome is CANCELLED:  # the server is stopping: as a cancelled task, nothing more
             self.end()
         else:
-            self.failed(outcome)
-
-    def written(self) -> bool:
-        """The frames are out: tell the core. True if it gave this websocket more to write."""
-        server = self.server
-        events = server._core.frames_sent(self.rid)
-        if not events:
             self.end()
-            return False
-        ev = events[0]
-        if (
-            len(events) == 1
-            and type(ev) is SendFrames
-            and ev.request_id == self.rid
-            and not self.conn.close_sent
-        ):
-            self.frames = ev.frames  # what was queued meanwhile: this write goes on with it
-            self.next = 0
-            return True
-        self.end()
-        server._perform_later(events)
-        return False
-
-    def failed(self, exc: BaseException) -> None:
-        server = self.server
-        conn = self.conn
-        server.logger.info("sid %s: websocket write failed (%s)", conn.sid, exc)
-        conn.close_sent = True
-        self.end()
-        events = server._core.send_failed(self.rid, server._clock())
-        if events:
-            server._perform_later(events)
+            _failed(self.server, self.conn, self.rid, outcome)
 
     def end(self) -> None:
         batch = self.batch
@@ -157,7 +177,7 @@ class WritesMixin(RuntimeState):
             if events:
                 self._perform_later(events)
             return
-        _Write(self, conn, rid, frames, batch).run()
+        _write(self, conn, rid, frames, batch)
 
     def _perform_later(self, events: Sequence[Event]) -> None:
         """Perform events that a write's end caused, in a task (they may run handlers)."""
@@ -195,13 +215,16 @@ class WritesMixin(RuntimeState):
                     rid = ev.request_id
                     conn = sockets.get(rid)
                     if conn is not None and not conn.close_sent:
-                        _Write(self, conn, rid, ev.frames, batch).run()
+                        _write(self, conn, rid, ev.frames, batch)
                         continue
-                outcome = backend.run_detached(self._perform(events), batch)  # type: ignore[union-attr]
-                if outcome is PENDING:
-                    batch.count += 1
-                elif outcome is not None and outcome is not CANCELLED:
+                outcome = backend.run_detached(self._perform(events))  # type: ignore[union-attr]
+                if outcome is None or outcome is CANCELLED:
+                    continue
+                if isinstance(outcome, BaseException):
                     self.logger.error("sid %s: send failed", sid, exc_info=outcome)
+                    continue
+                batch.count += 1
+                backend.watch(outcome, batch)  # type: ignore[union-attr]
         if batch.count == 0:
             return None
         batch.event = backend.create_event()  # type: ignore[union-attr]
