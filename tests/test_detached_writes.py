@@ -155,8 +155,9 @@ async def start(
 async def test_a_broadcast_makes_no_task_per_recipient_when_send_returns_a_future() -> None:
     sio, clients, _, _ = await start([f"c{i}" for i in range(50)])
     with TaskCount() as tasks:
-        for n in range(3):
-            await sio.emit("news", n, to="all")
+        async with asyncio.timeout(5):  # (no task, as wait_for would make)
+            for n in range(3):
+                await sio.emit("news", n, to="all")
     # every recipient has each packet, in order, and no write needed a task
     for c in clients.values():
         assert c.events() == ['42["news",0]', '42["news",1]', '42["news",2]']
