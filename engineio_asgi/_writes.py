@@ -1,12 +1,12 @@
 """Websocket writes that go on without a task each: a broadcast's, and the timer driver's pings.
 
 A write nobody waits for in line (the ping the timer driver hands out, each
-recipient's packets of a python-socketio emit) is a :class:`_Write`: it calls the
-connection's ASGI ``send()`` and lets the backend run what that returns to its
-end (:meth:`~._backend.Backend.run_detached`). Where ``send()`` completes at once
+recipient's packets of a python-socketio emit) calls the connection's ASGI
+``send()`` and lets the backend run what that returns to its end
+(:meth:`~._backend.Backend.run_detached`). Where ``send()`` completes at once
 (uvicorn, mostly) the next frame goes at once; where it returns a future that
-completes later (granian, always) the future's done callback goes on with the
-write, and no task is made. When its frames are out the core is told
+completes later (granian, always) a :class:`_Write` keeps where the write stands
+and the future's done callback goes on with it: no task is made. When its frames are out the core is told
 (``frames_sent``), and what it hands out next for the same websocket (the
 messages queued meanwhile) is written the same way; a failed write is
 ``send_failed``, as for a write awaited in line. Each websocket has at most one
