@@ -35,13 +35,13 @@ class CallgrindApp(App):
     stop_wait = 300.0  # valgrind writes its totals on the way out
 
     def command(self) -> list[str]:
-        out = self.log.with_suffix(".callgrind")
+        out = self.log_path.with_suffix(".callgrind")
         return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *super().command()]
 
     def total(self) -> int:
-        found = COLLECTED.findall(self.log.read_bytes())
+        found = COLLECTED.findall(self.log_path.read_bytes())
         if not found:
-            raise SystemExit(f"{self.spec}: no callgrind total in {self.log}")
+            raise SystemExit(f"{self.spec}: no callgrind total in {self.log_path}")
         return int(found[-1])
 
 

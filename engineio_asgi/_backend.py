@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Coroutine as _abc_Coroutine
+from types import CoroutineType
 from typing import (
     TYPE_CHECKING,
     Any,
+    Awaitable,
     Callable,
     Collection,
     Coroutine,
@@ -27,6 +28,7 @@ from typing import (
 import anyio
 import sniffio
 
+from ._resume import _Resume
 from .compat import NO_LOOP, NoLoop, Queue, QueueEmpty, ResettableEvent, TrioTask
 
 if TYPE_CHECKING:
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
 
     import trio
 
-__all__ = ["Backend", "Started", "TaskHandle", "Waker", "get_backend"]
+__all__ = ["CANCELLED", "Backend", "Outcome", "Started", "TaskHandle", "Waker", "get_backend"]
 # moved to .compat; still importable from here
 __all__ += ["NO_LOOP", "NoLoop", "Queue", "QueueEmpty", "ResettableEvent"]
 
@@ -48,6 +50,12 @@ Ts = TypeVarTuple("Ts")
 # A coroutine's yield and send types are its loop's private protocol (futures
 # on asyncio, traps on trio); only the result is ours to state.
 Coro: TypeAlias = Coroutine[Any, Any, T]
+
+CANCELLED: Any = object()
+"""The outcome of an awaitable of :meth:`Backend.run_detached` that was cancelled."""
+# How an awaitable of run_detached ended: None (it returned), the Exception it
+# raised, or CANCELLED
+Outcome: TypeAlias = "BaseException | None"
 
 
 class TaskHandle(Protocol[T_co]):
@@ -146,6 +154,28 @@ class Backend(Protocol):
         """
         ...
 
+    def run_detached(self, aw: Awaitable[object], in_task: bool = True) -> object:
+        """Let ``aw`` (an ASGI ``send()``'s awaitable) run to its end without waiting for it here.
+
+        ``in_task``: whether the caller runs in a task (not in a callback).
+
+        Returns its outcome if it ended at once: ``None``, or the ``Exception`` it
+        raised (:data:`CANCELLED` if it was cancelled). Else returns a pending
+        handle for :meth:`watch`, which must be called with it at once. On
+        asyncio a coroutine is stepped here and becomes a task only if it
+        suspends, and a future of the loop (granian's ``send()`` returns one) is
+        its own handle: no task at all. On trio a task of its own awaits it.
+        """
+        ...
+
+    def watch(self, pending: Any, then: Callable[[Outcome], object]) -> None:
+        """Call ``then(outcome)`` once the awaitable of ``pending`` (from :meth:`run_detached`) ends.
+
+        The outcome is ``None``, the ``Exception`` it raised, or :data:`CANCELLED`
+        (by :meth:`cancel_all` among others).
+        """
+        ...
+
     async def cancel_all(self, timeout: float = 5.0) -> None:
         """Cancel every task this backend started and wait (bounded) for them."""
         ...
@@ -181,6 +211,11 @@ class AsyncioBackend:
         self._asyncio: _AsyncioForWakers = asyncio
         self._loop = asyncio.get_running_loop()
         self._done_callback = self._done  # (one bound method, not one per task)
+        # run_detached: what to call when each awaitable it watches ends, by its future
+        self._then: dict[Any, Callable[[Outcome], object]] = {}
+        self._settled_callback = self._settled
+        # the context its callbacks run in, one for all (else the loop copies one per callback)
+        self._callback_context = contextvars.copy_context()
 
     def clock(self) -> Callable[[], float]:
         import asyncio
@@ -233,10 +268,56 @@ class AsyncioBackend:
         if not task.cancelled() and task.exception() is not None:
             logging.getLogger("engineio_asgi").error("background task failed", exc_info=task.exception())
 
+    def run_detached(self, aw: Awaitable[object], in_task: bool = True) -> object:
+        if type(aw) is CoroutineType:
+            if not in_task:
+                # called from a callback (a write going on after the last one ended):
+                # the coroutine may need a task of its own from its first step
+                task = self._loop.create_task(aw, context=contextvars.copy_context())
+            else:
+                # stepped here, in the caller's context (an ASGI send() does not read
+                # it, and a copy per write is what this saves)
+                try:
+                    first = aw.send(None)
+                except StopIteration:
+                    return None
+                except Exception as exc:
+                    return exc
+                # It suspended: a task goes on with it (uvicorn's send() waiting for
+                # the socket to drain), and is watched like a future.
+                resume: Coro[object] = _Resume(aw, first)  # type: ignore[assignment]
+                task = self._loop.create_task(resume, context=contextvars.copy_context())
+            self.tasks.add(task)
+            return task
+        if getattr(aw, "_asyncio_future_blocking", None) is not None:
+            # a future of the loop (asyncio's protocol): granian's send() returns one
+            # that is not done yet, its write under way in granian's own threads
+            if aw.done():  # type: ignore[attr-defined]
+                return _outcome(aw)
+            return aw
+        return self.run_detached(_await(aw), in_task)  # an awaitable of another kind: a coroutine awaits it
+
+    def watch(self, pending: Any, then: Callable[[Outcome], object]) -> None:
+        self._then[pending] = then
+        # (granian's future keeps one done callback: this is it)
+        pending.add_done_callback(self._settled_callback, context=self._callback_context)
+
+    def _settled(self, future: Any) -> None:
+        then = self._then.pop(future)
+        self.tasks.discard(future)
+        try:
+            then(_outcome(future))
+        except Exception as exc:
+            logging.getLogger("engineio_asgi").error("background task failed", exc_info=exc)
+
     async def cancel_all(self, timeout: float = 5.0) -> None:
         import asyncio
 
         current = asyncio.current_task()
+        # the futures run_detached watches (its tasks are among self.tasks): each
+        # one's callback is told CANCELLED
+        for future in list(self._then):
+            future.cancel()
         tasks = [t for t in self.tasks if t is not current]
         for t in tasks:
             t.cancel()
@@ -261,6 +342,21 @@ class AsyncioBackend:
         import asyncio
 
         return asyncio.QueueEmpty
+
+
+def _outcome(future: Any) -> Outcome:
+    """How a done future of :meth:`AsyncioBackend.run_detached` ended."""
+    if future.cancelled():
+        return CANCELLED  # type: ignore[no-any-return]
+    try:
+        future.result()
+    except Exception as exc:
+        return exc
+    return None
+
+
+async def _await(aw: Awaitable[object]) -> None:
+    await aw
 
 
 class _AsyncioForWakers(Protocol):
@@ -323,86 +419,6 @@ class _TrioWaker:
         return self.scope.cancel_called
 
 
-_TAKEN: Any = object()  # a _Resume whose task has taken the first wait
-
-
-class _Resume:
-    """Continue, as an asyncio task's coroutine, a coroutine that was stepped once by hand.
-
-    ``first`` is what its first step yielded (the future it waits on, or ``None``
-    for a bare yield); the task's first step gets it back, and every later step
-    is passed on: a value with ``send``, a cancellation with ``throw``. It is the
-    task's coroutine itself (asyncio takes any ``collections.abc.Coroutine``),
-    one object where a coroutine delegating to it would add two. With
-    ``failed``, an ``Exception`` of the coroutine is handed to ``failed(key)``
-    and the task ends normally; without, the task ends with it.
-    """
-
-    __slots__ = ("coro", "first", "failed", "key")
-
-    def __init__(
-        self,
-        coro: Coro[object],
-        first: object,
-        failed: Callable[[str], object] | None = None,
-        key: str = "",
-    ) -> None:
-        self.coro = coro
-        self.first = first
-        self.failed = failed
-        self.key = key
-
-    def run(self) -> _Resume:
-        """Itself, for ``create_task(resume.run())``."""
-        return self
-
-    def send(self, value: object) -> object:
-        first = self.first
-        if first is not _TAKEN:
-            self.first = _TAKEN
-            return first
-        try:
-            return self.coro.send(value)
-        except StopIteration:
-            raise
-        except Exception:
-            if self.failed is None:
-                raise
-            self.failed(self.key)
-            raise StopIteration from None
-
-    def throw(self, kind: Any, value: Any = None, tb: Any = None) -> object:
-        self.first = _TAKEN
-        try:
-            if value is None and tb is None:
-                return self.coro.throw(kind)
-            return self.coro.throw(kind, value, tb)
-        except StopIteration:
-            raise
-        except Exception:
-            if self.failed is None:
-                raise
-            self.failed(self.key)
-            raise StopIteration from None
-
-    def close(self) -> None:
-        self.first = _TAKEN
-        self.coro.close()
-
-    def __await__(self) -> _Resume:
-        return self
-
-    def __iter__(self) -> _Resume:
-        return self
-
-    def __next__(self) -> object:
-        return self.send(None)
-
-
-# asyncio accepts a task's coroutine if it is a collections.abc.Coroutine
-_abc_Coroutine.register(_Resume)
-
-
 class TrioBackend:
     """trio: system tasks owned by the server, anyio events, an asyncio-like queue."""
 
@@ -455,6 +471,16 @@ class TrioBackend:
             _run_in_turn, chain, started, coro, failed, key, context=contextvars.copy_context()
         )
         return started
+
+    def run_detached(self, aw: Awaitable[object], in_task: bool = True) -> _TrioDetached:
+        # trio parks the current task when a coroutine blocks: a task of its own
+        # awaits it (as spawn_eager's do)
+        pending = _TrioDetached()
+        self._spawn_system_task(_await_then, aw, pending, context=contextvars.copy_context())
+        return pending
+
+    def watch(self, pending: Any, then: Callable[[Outcome], object]) -> None:
+        pending.then = then  # (its task has not started yet: it starts once this task waits)
 
     async def cancel_all(self, timeout: float = 5.0) -> None:
         tasks = list(self.tasks)
@@ -522,6 +548,31 @@ async def _run_in_turn(
             logging.getLogger("engineio_asgi").error("handler failed", exc_info=exc)
         else:
             failed(key)
+
+
+class _TrioDetached:
+    """What :meth:`TrioBackend.run_detached` returns: where :meth:`TrioBackend.watch` puts ``then``."""
+
+    __slots__ = ("then",)
+
+    def __init__(self) -> None:
+        self.then: Callable[[Outcome], object] | None = None
+
+
+async def _await_then(aw: Awaitable[object], pending: _TrioDetached) -> None:
+    outcome: Outcome = CANCELLED
+    try:
+        await aw
+        outcome = None
+    except Exception as exc:
+        outcome = exc
+    finally:
+        then = pending.then
+        if then is not None:
+            try:
+                then(outcome)
+            except Exception as exc:  # a system task must never raise
+                logging.getLogger("engineio_asgi").error("background task failed", exc_info=exc)
 
 
 # typed as Backend: mypy checks that each implementation satisfies the protocol

@@ -22,7 +22,8 @@ from engineio_sansio import (
     Upgraded,
 )
 
-from ._state import RuntimeState, WSConn
+from ._state import WSConn
+from ._writes import WritesMixin
 
 __all__ = ["EventsMixin"]
 
@@ -31,7 +32,7 @@ _LATE_CLOSE_TICK = 0.25  # a websocket's late close happens at most this long af
 _REASONS = {r: r.value for r in CloseReason}  # (an Enum's .value is a Python-level call)
 
 
-class EventsMixin(RuntimeState):
+class EventsMixin(WritesMixin):
     """Every event the core hands out is performed here, in order."""
 
     async def _perform(self, events: Sequence[Event]) -> None:
@@ -64,8 +65,8 @@ class EventsMixin(RuntimeState):
             return
         for ev in events:
             kind = type(ev)
-            if kind is SendFrames:  # a ping, mostly: its write alone, not through _perform
-                backend.spawn_eager(self._write_frames(ev.request_id, ev.frames))  # type: ignore[union-attr]
+            if kind is SendFrames:  # a ping, mostly: its write alone, without a task
+                self._start_write(ev.request_id, ev.frames)  # type: ignore[union-attr]
             elif kind is Respond:
                 self._deliver(ev)  # type: ignore[arg-type]
             elif kind is RequestRefused:

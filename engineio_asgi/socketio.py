@@ -26,7 +26,6 @@ it (``pip install python-socketio``).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any, Awaitable, Callable, Iterable, MutableMapping
@@ -41,7 +40,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "engineio_asgi.socketio needs python-socketio (pip install 'python-socketio>=5.11')"
     ) from exc
 
-from ._backend import _Resume
 from .asgi import ASGIApp as _EngineIOApp
 from .server import AsyncServer as _EngineIOServer
 
@@ -141,13 +139,16 @@ class LocalManager(_socketio.AsyncManager):  # type: ignore[misc]
 
     The default client manager of :class:`AsyncServer`. python-socketio starts one
     asyncio task per recipient of an emit and waits for them all; here an emit
-    without a callback is encoded once and each recipient's send runs at once,
-    up to its first wait: a send that completes (the usual case: the socket took
-    the frame, or the session queued it) costs no task; one that waits goes on in
-    a task, and the emit returns when every one of those has finished, as
-    python-socketio's does. Each recipient's packets keep their order. An emit
-    with a callback, or on an Engine.IO layer that is not engineio_asgi's, is
-    python-socketio's own.
+    without a callback is encoded once and each recipient's write starts at
+    once: a write that completes at once (uvicorn: the socket took the frame) or
+    is queued (the session's websocket is still writing) costs nothing more; one
+    that waits (granian's ``send()`` always does, until granian has written the
+    frame) goes on from the done callback of what ``send()`` returned, with no
+    task, and the emit returns when every one of those has ended, as
+    python-socketio's does. A recipient that reads slowly holds up no other: its
+    packets wait in its session's queue. Each recipient's packets keep their
+    order. An emit with a callback, or on an Engine.IO layer that is not
+    engineio_asgi's, is python-socketio's own.
     """
 
     async def emit(
@@ -219,24 +220,14 @@ class LocalManager(_socketio.AsyncManager):  # type: ignore[misc]
 
 
 async def deliver(eio: _EngineIOServer, sids: Iterable[str], items: list[str | bytes]) -> None:
-    """Send ``items`` to each session of ``sids`` concurrently, with a task only for a send that waits."""
-    waiting: list[asyncio.Task[Any]] = []
-    loop = None
-    for sid in sids:
-        for data in items:
-            coro = eio.send(sid, data)
-            try:
-                first = coro.send(None)
-            except StopIteration:
-                continue  # done: the usual case
-            except Exception:
-                logger.exception("sid %s: send failed", sid)
-                continue
-            if loop is None:
-                loop = asyncio.get_running_loop()
-            waiting.append(loop.create_task(_Resume(coro, first).run()))
-    if waiting:
-        await asyncio.wait(waiting)
+    """Send ``items`` to each session of ``sids`` concurrently, and return once each send has ended.
+
+    No task per recipient: each websocket write goes on by itself (see
+    ``engineio_asgi._writes``), and a slow recipient holds up no other.
+    """
+    broadcast = eio._broadcast(sids, items)
+    if broadcast is not None:
+        await broadcast.wait()
 
 
 class ASGIApp(_EngineIOApp):

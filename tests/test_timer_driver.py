@@ -147,3 +147,27 @@ async def test_websocket_handshakes_share_the_drivers_wake_ups(anyio_backend: st
     assert woken <= 1 + ticks, f"the timer driver ran {woken} times for 20 websockets ({ticks} ticks)"
     assert not eio._late_closes
     await eio.shutdown()
+
+
+async def test_pings_are_written_and_answered_on_each_backend(anyio_backend: str) -> None:
+    # The driver hands each ping's write to the backend (engineio_asgi._writes; on trio a
+    # task of its own awaits it): it goes out, and the core hears it was written, else
+    # the next ping would wait behind it forever.
+    eio = engineio_asgi.AsyncServer(ping_interval=0.05, ping_timeout=0.3)
+    app = engineio_asgi.ASGIApp(eio)
+    async with anyio.create_task_group() as tg:
+        clients = [await start_websocket(tg, app, "EIO=4&transport=websocket") for _ in range(5)]
+        for ws in clients:
+            assert (await ws.receive() or "")[:1] == "0"
+        for _ in range(3):
+            for ws in clients:
+                assert await ws.receive() == "2"
+                await ws.send_text("3")
+        for ws in clients:
+            assert await ws.receive() == "2"  # a fourth, not answered: the server stops
+        await eio.shutdown()
+        for ws in clients:
+            await ws.disconnect(1000)
+            with anyio.fail_after(5):
+                await ws.finished.wait()
+    assert sum(eio.stats().sessions.values()) == 0
