@@ -37,6 +37,11 @@ def _scope(kind: str, path: str, query: str, headers: list[tuple[str, str]], met
     return scope
 
 
+def websocket_scope(path: str, query: str = "EIO=4&transport=websocket") -> Message:
+    """A websocket connection's scope, for tests that drive an app's receive/send themselves."""
+    return _scope("websocket", path, query, [("host", "x")], "GET")
+
+
 class HTTPResult:
     def __init__(self) -> None:
         self.status: int | None = None

@@ -16,6 +16,7 @@ import logging
 from typing import Any
 
 import pytest
+from asgi_harness import websocket_scope
 
 import engineio_asgi
 from engineio_asgi.socketio import ASGIApp, AsyncServer
@@ -39,18 +40,7 @@ class FutureClient:
         self.got = asyncio.Event()
         self.incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.loop = asyncio.get_running_loop()
-        scope = {
-            "type": "websocket",
-            "path": path,
-            "raw_path": path.encode(),
-            "root_path": "",
-            "query_string": b"EIO=4&transport=websocket",
-            "headers": [(b"host", b"x")],
-            "scheme": "ws",
-            "client": ("127.0.0.1", 1),
-            "server": ("127.0.0.1", 2),
-            "asgi": {"version": "3.0"},
-        }
+        scope = websocket_scope(path)
         self.incoming.put_nowait({"type": "websocket.connect"})
         if hello is None:
             hello = '40{"name":"' + name + '"}'

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import socketio
+from asgi_harness import websocket_scope
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,18 +30,7 @@ class Client:
         self.incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.gate: asyncio.Event | None = None  # when set up, each send waits for it
         self.got = asyncio.Event()
-        self.scope = {
-            "type": "websocket",
-            "path": "/socket.io/",
-            "raw_path": b"/socket.io/",
-            "root_path": "",
-            "query_string": b"EIO=4&transport=websocket",
-            "headers": [(b"host", b"x")],
-            "scheme": "ws",
-            "client": ("127.0.0.1", 1),
-            "server": ("127.0.0.1", 2),
-            "asgi": {"version": "3.0"},
-        }
+        self.scope = websocket_scope("/socket.io/")
         self.incoming.put_nowait({"type": "websocket.connect"})
         prefix = "40" if namespace == "/" else "40" + namespace + ","
         self.incoming.put_nowait({"type": "websocket.receive", "text": prefix + '{"name":"' + name + '"}'})
