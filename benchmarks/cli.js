@@ -45,4 +45,18 @@ function marker(sync) {
   };
 }
 
-module.exports = { parseArgs, emit, marker };
+// bounded-concurrency map over 0..n-1: open(i) for each, at most `concurrency` at a time
+async function openMany(n, concurrency, open) {
+  const out = new Array(n);
+  let next = 0;
+  async function worker() {
+    while (next < n) {
+      const i = next++;
+      out[i] = await open(i);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
+  return out;
+}
+
+module.exports = { parseArgs, emit, marker, openMany };

@@ -16,7 +16,7 @@
 'use strict';
 
 const net = require('net');
-const { parseArgs, emit, marker } = require('./cli');
+const { parseArgs, emit, marker, openMany } = require('./cli');
 const { performance } = require('perf_hooks');
 const WebSocket = require('ws');
 
@@ -139,20 +139,6 @@ async function measure(meter, beforeStop) {
   await (reached || sleep(DURATION * 1000));
   if (beforeStop) beforeStop();
   await meter.stop();
-}
-
-// bounded-concurrency map over 0..n-1
-async function openMany(n, concurrency, open) {
-  const out = new Array(n);
-  let next = 0;
-  async function worker() {
-    while (next < n) {
-      const i = next++;
-      out[i] = await open(i);
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
-  return out;
 }
 
 // ---------------------------------------------------------------- websocket

@@ -28,7 +28,7 @@
 // Every wait is bounded: each connection by 15 s, the run by --time-limit.
 'use strict';
 
-const { parseArgs, emit, marker } = require('./cli');
+const { parseArgs, emit, marker, openMany } = require('./cli');
 const { performance } = require('perf_hooks');
 const WebSocket = require('ws');
 
@@ -105,19 +105,6 @@ function openSio(onNews) {
   });
 }
 
-async function openMany(n, open) {
-  const out = new Array(n);
-  let next = 0;
-  async function worker() {
-    while (next < n) {
-      const i = next++;
-      out[i] = await open(i);
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, n) }, worker));
-  return out;
-}
-
 let finished = false;
 
 async function main() {
@@ -143,7 +130,7 @@ async function main() {
   };
   const boundary = () => new Promise((r) => (atBoundary = r));
   const tOpen = performance.now();
-  const conns = await openMany(SESSIONS, () => openSio(onNews));
+  const conns = await openMany(SESSIONS, CONCURRENCY, () => openSio(onNews));
   await mark('ready', { sessions: SESSIONS, open_seconds: round((performance.now() - tOpen) / 1000, 2) });
   const trigger = () => {
     received = 0;

@@ -24,15 +24,7 @@ BACKEND = "trio" if "--trio" in sys.argv else "asyncio"
 def make_conn(n: int):
     frames = ["4hello world 12345"] * n
     state = {"i": 0, "sent": 0, "done": anyio.Event()}
-    scope = {
-        "type": "websocket",
-        "path": "/engine.io/",
-        "query_string": b"EIO=4&transport=websocket",
-        "headers": [(b"host", b"x"), (b"connection", b"Upgrade"), (b"upgrade", b"websocket")],
-        "scheme": "ws",
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 2),
-    }
+    scope = _echo_server.websocket_scope("/engine.io/")
 
     async def receive():
         i = state["i"]
