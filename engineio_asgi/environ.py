@@ -92,32 +92,33 @@ def build_environ(
     ``REMOTE_ADDR``/``REMOTE_PORT`` come from the scope's client,
     ``wsgi.url_scheme`` from its scheme, ``SCRIPT_NAME`` from its root path.
     """
-    scheme = scope.get("scheme", "http")
-    if scheme == "ws":
-        scheme = "http"
-    elif scheme == "wss":
-        scheme = "https"
-    client = scope.get("client") or (None, None)
-    server = scope.get("server") or (None, None)
-    query = scope.get("query_string", b"")
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": scope.get("method", "GET"),
-        "SCRIPT_NAME": scope.get("root_path", ""),
-        "PATH_INFO": scope.get("path", "/"),
-        "QUERY_STRING": query.decode("latin-1") if isinstance(query, bytes) else query,
-        "RAW_URI": scope.get("raw_path", b"").decode("latin-1") or scope.get("path", "/"),
-        "SERVER_PROTOCOL": "HTTP/" + scope.get("http_version", "1.1"),
-        "REMOTE_ADDR": client[0] or "",
-        "REMOTE_PORT": str(client[1]) if client[1] is not None else "",
-        "SERVER_NAME": server[0] or "",
-        "SERVER_PORT": str(server[1]) if server[1] is not None else "",
-        "wsgi.url_scheme": scheme,
-        "asgi.scope": scope,
-        "asgi.receive": receive,
-        "asgi.send": send,
-    }
+    get = scope.get
+    # the part that is the same for every request to one URL of one server, copied
+    server = get("server")
+    shape = (
+        get("method", "GET"),
+        get("root_path", ""),
+        get("path", "/"),
+        get("raw_path", b""),
+        get("http_version", "1.1"),
+        tuple(server) if type(server) is list else server,  # (a list in some servers)
+        get("scheme", "http"),
+    )
+    template = _TEMPLATES.get(shape)
+    if template is None:
+        template = _template(shape)
+    environ = template.copy()
+    client = get("client")
+    query = get("query_string", b"")
+    environ["QUERY_STRING"] = query.decode("latin-1") if isinstance(query, bytes) else query
+    if client:
+        environ["REMOTE_ADDR"] = client[0] or ""
+        environ["REMOTE_PORT"] = str(client[1]) if client[1] is not None else ""
+    environ["asgi.scope"] = scope
+    environ["asgi.receive"] = receive
+    environ["asgi.send"] = send
     keys = _ENVIRON_KEYS
-    for name, value in scope.get("headers") or ():
+    for name, value in get("headers") or ():
         key = keys.get(name)
         if key is None:
             key = _environ_key(name)
@@ -127,6 +128,39 @@ def build_environ(
         else:
             environ[key] = text
     return environ
+
+
+_TEMPLATES: dict[tuple[Any, ...], dict[str, Any]] = {}
+"""The environ's keys that depend only on the URL and the server, per distinct request shape."""
+_TEMPLATES_LIMIT = 64  # the paths are the client's choice (under engineio_path), so bounded
+
+
+def _template(shape: tuple[Any, ...]) -> dict[str, Any]:
+    method, root_path, path, raw_path, version, server, scheme = shape
+    server = server or (None, None)
+    if scheme == "ws":
+        scheme = "http"
+    elif scheme == "wss":
+        scheme = "https"
+    template: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": root_path,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "RAW_URI": (raw_path or b"").decode("latin-1") or path,
+        "SERVER_PROTOCOL": "HTTP/" + version,
+        "REMOTE_ADDR": "",
+        "REMOTE_PORT": "",
+        "SERVER_NAME": server[0] or "",
+        "SERVER_PORT": str(server[1]) if server[1] is not None else "",
+        "wsgi.url_scheme": scheme,
+        "asgi.scope": None,
+        "asgi.receive": None,
+        "asgi.send": None,
+    }
+    if len(_TEMPLATES) < _TEMPLATES_LIMIT:
+        _TEMPLATES[shape] = template
+    return template
 
 
 _ENVIRON_KEYS: dict[bytes, str] = {}

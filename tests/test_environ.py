@@ -54,3 +54,61 @@ def test_environ_headers_as_wsgi_does(raw: list[tuple[bytes, bytes]]) -> None:
     got = {k: v for k, v in environ.items() if k.startswith(("HTTP_", "CONTENT_"))}
     assert got == expected
     assert environ["REQUEST_METHOD"] == "GET" and environ["QUERY_STRING"] == "EIO=4"
+
+
+def plain_environ(scope: dict[str, Any], receive: Any, send: Any) -> dict[str, Any]:
+    """The plain definition of every non-header key, from the scope alone (nothing remembered)."""
+    client = scope.get("client") or (None, None)
+    server = scope.get("server") or (None, None)
+    scheme = scope.get("scheme", "http")
+    return {
+        "REQUEST_METHOD": scope.get("method", "GET"),
+        "SCRIPT_NAME": scope.get("root_path", ""),
+        "PATH_INFO": scope.get("path", "/"),
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+        "RAW_URI": scope.get("raw_path", b"").decode("latin-1") or scope.get("path", "/"),
+        "SERVER_PROTOCOL": "HTTP/" + scope.get("http_version", "1.1"),
+        "REMOTE_ADDR": client[0] or "",
+        "REMOTE_PORT": "" if client[1] is None else str(client[1]),
+        "SERVER_NAME": server[0] or "",
+        "SERVER_PORT": "" if server[1] is None else str(server[1]),
+        "wsgi.url_scheme": {"ws": "http", "wss": "https"}.get(scheme, scheme),
+        "asgi.scope": scope,
+        "asgi.receive": receive,
+        "asgi.send": send,
+    }
+
+
+def maybe(key: str, values: Any) -> Any:
+    return st.one_of(st.just({}), values.map(lambda v: {key: v}))
+
+
+ADDRESSES = st.one_of(
+    st.none(),
+    st.tuples(st.sampled_from(["127.0.0.1", "::1", ""]), st.one_of(st.none(), st.integers(0, 65535))),
+    st.lists(st.sampled_from(["10.0.0.1", "h"]), min_size=1, max_size=1).map(lambda h: [h[0], 8000]),
+)
+SCOPES = st.tuples(
+    maybe("method", st.sampled_from(["GET", "POST", "OPTIONS"])),
+    maybe("root_path", st.sampled_from(["", "/app"])),
+    maybe("path", st.sampled_from(["/engine.io/", "/engine.io/x", "/"])),
+    maybe("raw_path", st.sampled_from([b"", b"/engine.io/", b"/engine.io/%78"])),
+    maybe("http_version", st.sampled_from(["1.0", "1.1", "2"])),
+    maybe("scheme", st.sampled_from(["http", "https", "ws", "wss"])),
+    maybe("client", ADDRESSES),
+    maybe("server", ADDRESSES),
+    maybe("query_string", st.sampled_from([b"", b"EIO=4&transport=polling", b"sid=a%20b"])),
+).map(lambda parts: {k: v for part in parts for k, v in part.items()})
+
+
+@settings(max_examples=300, deadline=None)
+@given(scopes=st.lists(SCOPES, min_size=1, max_size=6))
+def test_environ_of_requests_that_share_a_shape_is_each_ones_own(scopes: list[dict[str, Any]]) -> None:
+    # the parts that are the same for one URL of one server are remembered per shape and
+    # copied: every environ must still be the plain one of its own scope, whichever came first
+    for scope in scopes + scopes:
+        scope = {"type": "http", **scope}
+        receive, send = object(), object()
+        environ = build_environ(scope, receive, send)
+        assert environ == plain_environ(scope, receive, send)
+        assert list(environ) == list(plain_environ(scope, receive, send))  # (and in that order)
