@@ -75,7 +75,7 @@ class ClosingMixin(CoreState):
                 self._linger(session, now)
                 self._write(ws)
                 return
-            session.outbox.clear()
+            session.outbox = ()
             if ws is not None:
                 self._close_socket(ws, WS_CLOSE_NORMAL)
             self._drop(session, cause)
@@ -84,9 +84,9 @@ class ClosingMixin(CoreState):
         # disconnect waits (bounded) for the next poll to deliver its CLOSE.
         if session.poll is not None:
             if tell_client or reason is CloseReason.TRANSPORT_ERROR:
-                session.outbox.append(CLOSE)
+                session.queue(CLOSE)
             else:
-                session.outbox.clear()
+                session.outbox = ()
                 session.noop_pending = True
             self._drop(session, cause)
         elif reason is CloseReason.SERVER_DISCONNECT:
@@ -96,7 +96,7 @@ class ClosingMixin(CoreState):
 
     def _linger(self, session: Session, now: float) -> None:
         """Closing: the CLOSE packet waits for the transport, at most ``close_timeout``."""
-        session.outbox.append(CLOSE)
+        session.queue(CLOSE)
         SESSION.step(session, Input.CLOSE_QUEUED, now + self.config.close_timeout)
         self._schedule(session)
 
@@ -129,7 +129,7 @@ class ClosingMixin(CoreState):
         its transport closed, or the application closed it again)."""
         if session.state is CLOSED:
             return
-        session.outbox.clear()
+        session.outbox = ()
         self._drop(session, cause)
         ws = session.ws
         if ws is not None:

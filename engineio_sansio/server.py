@@ -280,11 +280,11 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
         if data is not None:
             session.queued_bytes += len(data)
             if session.queued_bytes > self.config.max_queued_bytes:
-                session.outbox.clear()
+                session.outbox = ()
                 session.queued_bytes = 0
                 self._close(session, CloseReason.TRANSPORT_ERROR, None)
                 return False
-        session.outbox.append(packet)
+        session.queue(packet)
         self._wake(session)
         return True
 
