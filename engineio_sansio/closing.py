@@ -113,7 +113,12 @@ class ClosingMixin(CoreState):
             # Stale entries would stay until their deadline, up to a heartbeat later.
             # Dropping them once they outnumber the live ones costs O(1) per closed
             # session, amortised.
-            heap[:] = [e for e in heap if (s := sessions.get(e[2])) is not None and s.heap_deadline == e[0]]
+            due = self._due = {
+                k: sid
+                for k, sid in self._due.items()
+                if (s := sessions.get(sid)) is not None and s.heap_key == k and s.heap_deadline is not None
+            }
+            heap[:] = due
             heapq.heapify(heap)
         post = session.post
         if post is not None:

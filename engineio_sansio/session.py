@@ -137,6 +137,7 @@ class Session:
         "upgrade",
         "upgrade_at",
         "heap_deadline",
+        "heap_key",
         "reason",
     )
 
@@ -171,6 +172,7 @@ class Session:
         self.upgrade = _NO_UPGRADE
         self.upgrade_at: float | None = None
         self.heap_deadline: float | None = None  # the time of its live entry in the timer heap
+        self.heap_key = 0.0  # that entry's key (the time, or a few ulps after it)
         self.reason: CloseReason | None = None
 
     def queue(self, packet: Packet) -> None:
