@@ -314,7 +314,11 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
                 session.queued_bytes = 0
                 self._close(session, CloseReason.TRANSPORT_ERROR, None)
                 return False
-        session.queue(packet)
+        outbox = session.outbox  # (Session.queue, inline: once per queued message)
+        if outbox:
+            outbox.append(packet)  # type: ignore[union-attr]
+        else:
+            session.outbox = [packet]
         self._wake(session)
         return True
 
