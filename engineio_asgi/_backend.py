@@ -184,6 +184,17 @@ class Backend(Protocol):
         """A new :class:`Waker` (one per wait)."""
         ...
 
+    def enter_wakeable(self) -> Any:
+        """Begin a wait another task may end, as a :class:`Waker` does but with no object of
+        its own (for a wait as long as a connection's): that task records that it did
+        (``woken``) and calls ``cancel()`` on what this returns (the current task on asyncio,
+        a cancel scope entered now on trio). After the wait, :meth:`exit_wakeable`."""
+        ...
+
+    def exit_wakeable(self, handle: Any, woken: bool, exc: BaseException | None) -> bool:
+        """End that wait, however: True if ``exc`` is the wake-up's, to be swallowed."""
+        ...
+
     def create_event(self) -> asyncio.Event | ResettableEvent:
         """An event with ``set``, ``clear``, ``is_set`` and ``wait``."""
         ...
@@ -325,8 +336,15 @@ class AsyncioBackend:
             with anyio.move_on_after(timeout):
                 await asyncio.gather(*tasks, return_exceptions=True)
 
-    def waker(self) -> _AsyncioWaker:
-        return _AsyncioWaker(self._asyncio, self._loop)
+    def waker(self) -> _Waker:
+        return _Waker(self)
+
+    def enter_wakeable(self) -> asyncio.Task[object] | None:
+        return self._asyncio.current_task(self._loop)
+
+    def exit_wakeable(self, handle: Any, woken: bool, exc: BaseException | None) -> bool:
+        # (ours, unless someone else cancelled the task too)
+        return woken and isinstance(exc, self._asyncio.CancelledError) and handle.uncancel() == 0
 
     def create_event(self) -> asyncio.Event:
         import asyncio
@@ -368,55 +386,31 @@ class _AsyncioForWakers(Protocol):
     def current_task(self, loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Task[object] | None: ...
 
 
-class _AsyncioWaker:
-    __slots__ = ("_asyncio", "_loop", "task", "woken")
+class _Waker:
+    """:meth:`Backend.waker`'s, on either loop: a wait of :meth:`Backend.enter_wakeable`
+    as a context manager."""
 
-    def __init__(self, asyncio_module: _AsyncioForWakers, loop: asyncio.AbstractEventLoop) -> None:
-        self._asyncio = asyncio_module
-        self._loop = loop
-        self.task: asyncio.Task[object] | None = None
+    __slots__ = ("_backend", "handle", "woken")
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self.handle: Any = None
         self.woken = False
 
-    def __enter__(self) -> _AsyncioWaker:
-        self.task = self._asyncio.current_task(self._loop)
+    def __enter__(self) -> _Waker:
+        self.handle = self._backend.enter_wakeable()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
-        task, self.task = self.task, None
-        if kind is not None and issubclass(kind, self._asyncio.CancelledError) and self.woken:
-            # ours, unless someone else cancelled the task too (woken: wake() found the task)
-            return task.uncancel() == 0  # type: ignore[union-attr]
-        return False
+        handle, self.handle = self.handle, None
+        return self._backend.exit_wakeable(handle, self.woken, exc)
 
     def wake(self) -> None:
-        if self.task is not None and not self.woken:
+        if self.handle is not None and not self.woken:
             self.woken = True
-            self.task.cancel()
-
-
-class _TrioWaker:
-    __slots__ = ("scope",)
-
-    def __init__(self, scope: trio.CancelScope) -> None:
-        self.scope = scope
-
-    def __enter__(self) -> _TrioWaker:
-        self.scope.__enter__()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
-        return self.scope.__exit__(kind, exc, tb)
-
-    def wake(self) -> None:
-        self.scope.cancel()
-
-    @property
-    def woken(self) -> bool:
-        return self.scope.cancel_called
+            self.handle.cancel()
 
 
 class TrioBackend:
@@ -490,8 +484,18 @@ class TrioBackend:
             for t in tasks:
                 await t._finished.wait()
 
-    def waker(self) -> _TrioWaker:
-        return _TrioWaker(self._cancel_scope())
+    def waker(self) -> _Waker:
+        return _Waker(self)
+
+    def enter_wakeable(self) -> trio.CancelScope:
+        scope = self._cancel_scope()
+        scope.__enter__()
+        return scope
+
+    def exit_wakeable(self, handle: Any, woken: bool, exc: BaseException | None) -> bool:
+        if exc is None:
+            return handle.__exit__(None, None, None)  # type: ignore[no-any-return]
+        return handle.__exit__(type(exc), exc, exc.__traceback__)  # type: ignore[no-any-return]
 
     def create_event(self) -> ResettableEvent:
         return ResettableEvent()

@@ -189,7 +189,7 @@ class EventsMixin(WritesMixin):
             if conn.reader is not None and conn.close_code is None:
                 conn.close_code = code
                 if conn.in_receive:  # the reader sends the close (see _send_close)
-                    conn.reader.wake()
+                    conn.wake()
         self._late_tick = math.inf
 
     async def _send_close(self, conn: WSConn) -> None:
@@ -198,7 +198,7 @@ class EventsMixin(WritesMixin):
             # waits in receive(). A reader busy in a handler sees close_code when it
             # comes back; one waiting for a frame is woken.
             if conn.in_receive:
-                conn.reader.wake()
+                conn.wake()
             return
         if conn.close_sent:
             return

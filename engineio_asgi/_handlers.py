@@ -6,9 +6,9 @@ import inspect
 import json as _stdlib_json
 import sys
 from types import CoroutineType
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from engineio_sansio import ConnectRequest, Respond, Transport
+from engineio_sansio import ConnectRequest, Event, Respond, Transport
 
 from ._state import PendingHTTP, RuntimeState, SessionRT
 from .environ import build_environ
@@ -35,10 +35,15 @@ def set_json(module: Any) -> None:
 class HandlersMixin(RuntimeState):
     """The application's handlers, called as python-engineio calls them."""
 
-    async def _connect(self, ev: ConnectRequest, pending: PendingHTTP | None = None) -> None:
+    async def _connect(
+        self, ev: ConnectRequest, pending: PendingHTTP | None = None, perform: bool = True
+    ) -> Sequence[Event]:
         """A new session: ask the application's connect handler, then accept or refuse.
 
         ``pending`` is the handshake's request when the caller has it at hand.
+        With ``perform`` False the core's answer is returned, not performed (a
+        websocket's own task writes its accept: no coroutine of this call is
+        alive while the ASGI server's accept waits); else nothing is returned.
         """
         sid = ev.sid
         if pending is None:
@@ -46,12 +51,16 @@ class HandlersMixin(RuntimeState):
         if pending is not None:
             pending.sid = sid
             scope = pending.scope
+            self._sessions[sid] = SessionRT(_TRANSPORT_NAMES[ev.transport], scope.get("client"))
         else:
+            # a websocket (or WebTransport session) opening its session is its record too
             conn = self._ws[ev.request_id]
             conn.sid = sid
             conn.carrier = True
             scope = conn.scope
-        self._sessions[sid] = SessionRT(_TRANSPORT_NAMES[ev.transport], scope.get("client"))
+            conn.transport = _TRANSPORT_NAMES[ev.transport]
+            conn.client = scope.get("client")
+            self._sessions[sid] = conn
         handler = self.handlers.get("connect")
         ok = True
         body = None
@@ -82,6 +91,8 @@ class HandlersMixin(RuntimeState):
             self.logger.info("sid %s: application rejected the connection", sid)
             self._sessions.pop(sid, None)
             events = core.reject(sid, None if body is None else _json.dumps(body).encode("utf-8"))
+        if not perform:
+            return events
         if len(events) == 1 and type(events[0]) is Respond:
             answer = events[0]
             if pending is not None and answer.request_id == pending.rid and answer.status == 200:
@@ -90,6 +101,7 @@ class HandlersMixin(RuntimeState):
                 self._deliver(answer)
         elif events:
             await self._perform(events)
+        return ()
 
     def _is_async_message_handler(self, handler: Callable[..., Any]) -> bool:
         """Whether ``handler`` is a coroutine function, remembered for the current handler."""

@@ -43,8 +43,25 @@ class PendingHTTP:
         self.sid: str | None = None  # the session it opens, for a handshake
 
 
-class WSConn:
-    """The runtime side of one websocket: its ASGI ``send`` and how it ends."""
+class SessionRT:
+    """The runtime side of a session: user data, its transport, the handler chain."""
+
+    __slots__ = ("data", "transport", "chain", "client")
+
+    def __init__(self, transport: str, client: Any = None) -> None:
+        self.data: dict[str, Any] | None = None  # the user session, made on first use
+        self.transport = transport
+        self.client = client  # the ASGI scope's (host, port) of the client, for logs
+        self.chain: Any = None  # keeps concurrent handlers starting in arrival order
+
+
+class WSConn(SessionRT):
+    """The runtime side of one websocket: its ASGI ``send`` and how it ends.
+
+    A websocket that opens its session (rather than upgrading a polling one) is
+    that session's record too, for as long as either lives: one object per held
+    session where two would be, for every full collection to walk.
+    """
 
     __slots__ = (
         "rid",
@@ -58,6 +75,7 @@ class WSConn:
         "close_code",
         "close_sent",
         "reader",
+        "woken",
         "in_receive",
         "close_later",
         "gone",
@@ -75,23 +93,25 @@ class WSConn:
         self.denied: Respond | None = None  # the refusal of its handshake, if refused
         self.close_code: int | None = None
         self.close_sent = False
-        self.reader: Any = None  # the backend's waker around the reader's receive()
+        # while its reader runs, what wake() cancels: on asyncio the reader's task
+        # (alive anyway, so no object of its own per websocket), on trio a cancel scope
+        self.reader: Any = None
+        self.woken = False  # wake() has ended the reader's wait
         self.in_receive = False
         self.close_later = False
         self.gone: anyio.Event | None = None  # set when the reader ends; made only by shutdown()
         self.stopping = False  # the ASGI server is ending it: close at once, no grace
+        # its session's record, if it opens one (set by HandlersMixin._connect)
+        self.data = None
+        self.transport = ""
+        self.client = None
+        self.chain = None
 
-
-class SessionRT:
-    """The runtime side of a session: user data, its transport, the handler chain."""
-
-    __slots__ = ("data", "transport", "chain", "client")
-
-    def __init__(self, transport: str, client: Any = None) -> None:
-        self.data: dict[str, Any] | None = None  # the user session, made on first use
-        self.transport = transport
-        self.client = client  # the ASGI scope's (host, port) of the client, for logs
-        self.chain: Any = None  # keeps concurrent handlers starting in arrival order
+    def wake(self) -> None:
+        """End the reader's wait in ``receive()`` (from another task): the reader ends quietly."""
+        if self.reader is not None and not self.woken:
+            self.woken = True
+            self.reader.cancel()
 
 
 class RuntimeState:
@@ -157,7 +177,9 @@ class RuntimeState:
         async def _on_closed(self, sid: str, why: str) -> None:
             raise NotImplementedError
 
-        async def _connect(self, ev: ConnectRequest, pending: PendingHTTP | None = None) -> None:
+        async def _connect(
+            self, ev: ConnectRequest, pending: PendingHTTP | None = None, perform: bool = True
+        ) -> Sequence[Event]:
             raise NotImplementedError
 
         async def _on_upgraded(self, sid: str) -> None:

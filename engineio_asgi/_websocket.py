@@ -6,8 +6,19 @@ from typing import Any
 
 import anyio
 
-from engineio_sansio import CLIENT_CLOSE_GRACE, WS_CLOSE_POLICY, ConnectRequest, MessageReceived, Respond
+from engineio_sansio import (
+    CLIENT_CLOSE_GRACE,
+    WS_CLOSE_POLICY,
+    AcceptWebSocket,
+    ConnectRequest,
+    Data,
+    Headers,
+    MessageReceived,
+    Respond,
+    SendFrames,
+)
 
+from ._backend import Backend
 from ._handlers import JSON_START, maybe_json
 from ._polling import access_log, client_of
 from ._state import Receive, RuntimeState, Scope, Send, WSConn
@@ -40,13 +51,40 @@ class WebSocketMixin(RuntimeState):
         conn = self._ws[rid] = WSConn(rid, scope, receive, send)
         try:
             if len(events) == 1 and type(events[0]) is ConnectRequest:
-                # the usual one: the connect handler, the accept, the OPEN packet, with no
-                # _perform, its iterator and the event list alive while the ASGI server's
-                # accept waits (uvicorn's waits for the handshake's response to be written)
                 connect = events[0]
                 del events
-                await self._connect(connect)
+                events = await self._connect(connect, None, False)  # the connect handler's answer
                 del connect
+                if (
+                    len(events) == 2
+                    and type(events[0]) is AcceptWebSocket
+                    and type(events[1]) is SendFrames
+                    and not self._header_hooks
+                ):
+                    # the usual answer: the accept, then the OPEN packet, each written from
+                    # here, so that no coroutine of ours, event or event list is alive while
+                    # the ASGI server's accept waits (uvicorn's, for the handshake's response)
+                    message = _accept_message(events[0].headers)
+                    opening = events[1].frames
+                    del events
+                    conn.accepted = True
+                    try:
+                        await send(message)
+                        for item in opening:  # (never empty)
+                            await send(_frame_message(item))
+                        del item
+                    except Exception as exc:  # the client is gone already
+                        self.logger.info("websocket handshake failed (%s)", exc)
+                        conn.close_sent = True
+                        events = core.send_failed(rid, self._clock())
+                    else:
+                        events = core.frames_sent(rid)
+                    del message, opening
+                    if events:
+                        await self._perform(events)
+                elif events:
+                    await self._perform(events)  # a refusal, or headers for the hooks
+                del events
             else:
                 if events:
                     await self._perform(events)  # a refusal
@@ -65,12 +103,12 @@ class WebSocketMixin(RuntimeState):
             # level of await is passed through twice per message, and lives as long as
             # the connection.)
             clock = self._clock
-            # (no `with` around the loop: it would keep the waker's bound __exit__ alive as
-            # long as the connection, one more object per session for the collector to walk)
-            reader = conn.reader = self._backend.waker()  # type: ignore[union-attr]
+            backend: Backend = self._backend  # type: ignore[assignment]
             stopped = _NOT_STOPPED  # whether (and how) the ASGI server ended it by stopping
             try:
-                reader.__enter__()
+                # what conn.wake() cancels: the wait is woken with no waker object of its
+                # own per connection (nor a `with`, which would keep a bound __exit__)
+                conn.reader = backend.enter_wakeable()
                 try:
                     handler = self.handlers.get("message")
                     is_async = handler is not None and self._is_async_message_handler(handler)
@@ -125,10 +163,10 @@ class WebSocketMixin(RuntimeState):
                             await call(self, handler, sid, data)
                         del data
                 except BaseException as exc:
-                    if not reader.__exit__(type(exc), exc, exc.__traceback__):
+                    if not backend.exit_wakeable(conn.reader, conn.woken, exc):
                         raise
                 else:
-                    reader.__exit__(None, None, None)
+                    backend.exit_wakeable(conn.reader, conn.woken, None)
             except anyio.get_cancelled_exc_class():
                 # Our own wake-ups end quietly at the waker: a cancellation that gets here
                 # is the ASGI server's, which cancels connections only when it stops
@@ -189,6 +227,18 @@ class WebSocketMixin(RuntimeState):
             with anyio.move_on_after(CLIENT_CLOSE_GRACE):
                 # the disconnect handler, then the CLOSE packet, then the close frame
                 await self._perform(events)
+
+
+def _accept_message(headers: Headers) -> dict[str, Any]:
+    if headers:
+        return {"type": "websocket.accept", "headers": headers}
+    return {"type": "websocket.accept"}
+
+
+def _frame_message(frame: Data) -> dict[str, Any]:
+    if type(frame) is str:
+        return {"type": "websocket.send", "text": frame}
+    return {"type": "websocket.send", "bytes": frame}
 
 
 async def _deny(scope: Scope, send: Send, response: Respond) -> None:

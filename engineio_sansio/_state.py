@@ -8,7 +8,7 @@ writes the state declared here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable
 
 from .config import ServerConfig
 from .errors import LocalProtocolError, ProtocolError
@@ -38,8 +38,10 @@ class CoreState:
     _streams: dict[int, StreamEntry]  # WebTransport streams being read (cut into packets)
     _answered: dict[int, Session]  # the last poll each session answered with packets
     _next_rid: int
-    _heap: list[tuple[float, int, str]]
-    _seq: Iterator[int]
+    _heap: list[float]  # timer keys (see Server.__init__)
+    _due: dict[float, str]  # timer key -> sid
+    _clash_at: float
+    _clash_key: float
     _ping_interval: float
     _pong_wait: float
     _v3_ping_deadline: float

@@ -75,7 +75,7 @@ class ClosingMixin(CoreState):
                 self._linger(session, now)
                 self._write(ws)
                 return
-            session.outbox.clear()
+            session.outbox = ()
             if ws is not None:
                 self._close_socket(ws, WS_CLOSE_NORMAL)
             self._drop(session, cause)
@@ -84,9 +84,9 @@ class ClosingMixin(CoreState):
         # disconnect waits (bounded) for the next poll to deliver its CLOSE.
         if session.poll is not None:
             if tell_client or reason is CloseReason.TRANSPORT_ERROR:
-                session.outbox.append(CLOSE)
+                session.queue(CLOSE)
             else:
-                session.outbox.clear()
+                session.outbox = ()
                 session.noop_pending = True
             self._drop(session, cause)
         elif reason is CloseReason.SERVER_DISCONNECT:
@@ -96,7 +96,7 @@ class ClosingMixin(CoreState):
 
     def _linger(self, session: Session, now: float) -> None:
         """Closing: the CLOSE packet waits for the transport, at most ``close_timeout``."""
-        session.outbox.append(CLOSE)
+        session.queue(CLOSE)
         SESSION.step(session, Input.CLOSE_QUEUED, now + self.config.close_timeout)
         self._schedule(session)
 
@@ -113,7 +113,12 @@ class ClosingMixin(CoreState):
             # Stale entries would stay until their deadline, up to a heartbeat later.
             # Dropping them once they outnumber the live ones costs O(1) per closed
             # session, amortised.
-            heap[:] = [e for e in heap if (s := sessions.get(e[2])) is not None and s.heap_deadline == e[0]]
+            due = self._due = {
+                k: sid
+                for k, sid in self._due.items()
+                if (s := sessions.get(sid)) is not None and s.heap_key == k and s.heap_deadline is not None
+            }
+            heap[:] = due
             heapq.heapify(heap)
         post = session.post
         if post is not None:
@@ -129,7 +134,7 @@ class ClosingMixin(CoreState):
         its transport closed, or the application closed it again)."""
         if session.state is CLOSED:
             return
-        session.outbox.clear()
+        session.outbox = ()
         self._drop(session, cause)
         ws = session.ws
         if ws is not None:

@@ -10,6 +10,7 @@ from .errors import ErrorCode, LocalProtocolError, ProtocolError
 from .events import Event, MessageReceived, Respond
 from .http import compress_body
 from .message import Headers
+from .packet import Packet
 from .session import CloseReason, PendingRequest, Session
 
 __all__ = ["UPGRADE_POLL_GRACE", "PollingMixin"]
@@ -105,13 +106,14 @@ class PollingMixin(CoreState):
         session = rec.session
         outbox = session.outbox
         limit = self.config.max_poll_packets
+        packets: Sequence[Packet]
         if len(outbox) <= limit:
             packets = outbox
-            session.outbox = []
+            session.outbox = ()
             session.queued_bytes = 0
         else:
             packets = outbox[:limit]
-            del outbox[:limit]
+            session.outbox = outbox = outbox[limit:]
             session.queued_bytes = sum(len(p.data) for p in outbox if p.data is not None)
         session.noop_pending = False
         if packets:
@@ -121,7 +123,7 @@ class PollingMixin(CoreState):
             answered[rec.rid] = session
             session.answered_rid = rec.rid
         else:
-            packets.append(NOOP)
+            packets = (NOOP,)
         content_type, body = session.codec.encode_response(packets)
         headers: Headers = [content_type]
         headers.extend(rec.cors)

@@ -318,7 +318,7 @@ class RoutingMixin(CoreState):
                 "pingTimeout": round(cfg.ping_timeout * 1000),
             }
             opening = json.dumps(handshake, separators=(",", ":"))
-        session.outbox.append(_new_tuple(Packet, (OPEN_TYPE, opening)))
+        session.outbox = [_new_tuple(Packet, (OPEN_TYPE, opening))]
         if transport is not POLLING:
             ws = session.ws = WebSocket(session, rid, upgraded=True, stream=transport is WEBTRANSPORT)
             ws.busy = True  # nothing is written before the handshake is accepted
@@ -384,7 +384,7 @@ class RoutingMixin(CoreState):
         rec = session.handshake
         SESSION.step(session, cause)
         self._stats.rejected += 1
-        session.outbox.clear()
+        session.outbox = ()
         session.handshake = None
         self._sessions.pop(session.sid, None)
         if session.handshake_lost:

@@ -15,7 +15,7 @@ module holds the timers and the application's sending.
 from __future__ import annotations
 
 import heapq
-import itertools
+import math
 from typing import Callable, Sequence
 
 from ._names import (
@@ -90,8 +90,14 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
         self._streams: dict[int, StreamEntry] = {}
         self._answered: dict[int, Session] = {}
         self._next_rid = 0
-        self._heap: list[tuple[float, int, str]] = []  # (deadline, tie-breaker, sid)
-        self._seq = itertools.count()
+        # The timer: a heap of keys, each naming one session's entry in _due. A key is
+        # the deadline, or a few ulps after it when another entry has that time: no
+        # tuple per entry, which would be one more allocation per session counted
+        # towards the collector's next young collection (floats and this dict of
+        # floats and strs are not tracked).
+        self._heap: list[float] = []
+        self._due: dict[float, str] = {}
+        self._clash_at = self._clash_key = -1.0  # the last deadline found taken, and the key it got
         self._ping_interval = self.config.ping_interval
         self._pong_wait = self.config.ping_timeout
         # v3: the client pings; the session ends this long after its last ping
@@ -123,37 +129,61 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
         :meth:`handle_timer` early is harmless.
         """
         heap = self._heap
+        due = self._due
         sessions = self._sessions
         while heap:
-            deadline, _, sid = heap[0]
-            session = sessions.get(sid)
-            if session is not None and session.heap_deadline == deadline:
-                return deadline
+            key = heap[0]
+            session = sessions.get(due[key])
+            if session is not None and session.heap_key == key and session.heap_deadline is not None:
+                return session.heap_deadline
             heapq.heappop(heap)  # superseded, or its session is gone
+            del due[key]
         return None
 
     def handle_timer(self, now: float) -> Sequence[Event]:
         """Run everything due at ``now``: pings, ping timeouts, upgrade and close timeouts."""
         self._last_now = now
         heap = self._heap
+        due = self._due
         sessions = self._sessions
-        while heap and heap[0][0] <= now:
-            deadline, _, sid = heapq.heappop(heap)
-            session = sessions.get(sid)
-            if session is None or session.heap_deadline != deadline:
-                continue  # superseded, or its session is gone
-            session.heap_deadline = None
-            self._run_due(session, now)
-            self._schedule(session)
+        while heap:
+            key = heap[0]
+            session = sessions.get(due[key])
+            if session is not None and session.heap_key == key:
+                at = session.heap_deadline
+                if at is not None:
+                    if at > now:  # (its key may be a few ulps after it: compared by the time)
+                        break
+                    heapq.heappop(heap)
+                    del due[key]
+                    session.heap_deadline = None
+                    self._run_due(session, now)
+                    self._schedule(session)
+                    continue
+            heapq.heappop(heap)  # superseded, or its session is gone
+            del due[key]
         return self._take()
 
     def _schedule(self, session: Session) -> None:
         d = session.deadline()
         if d is not None and (session.heap_deadline is None or d < session.heap_deadline):
             session.heap_deadline = d
-            # (named by its id, not the session: a tuple of a float, an int and a str is
-            # not tracked by the garbage collector, and these live up to a heartbeat)
-            heapq.heappush(self._heap, (d, next(self._seq), session.sid))
+            due = self._due
+            key = d if d not in due else self._free_key(d)
+            session.heap_key = key
+            due[key] = session.sid  # (by its id: a dict of floats and strs is not tracked)
+            heapq.heappush(self._heap, key)
+
+    def _free_key(self, deadline: float) -> float:
+        """The first key after ``deadline`` that names no entry (entries of one time, as a
+        batch of pings, go an ulp apart in the order they came, the next from the last)."""
+        key = self._clash_key if self._clash_at == deadline else deadline
+        due = self._due
+        while key in due:
+            key = math.nextafter(key, math.inf)
+        self._clash_at = deadline
+        self._clash_key = key
+        return key
 
     def _run_due(self, session: Session, now: float) -> None:
         """Act on the deadlines of the session's states that have passed at ``now``."""
@@ -280,11 +310,15 @@ class Server(RoutingMixin, PollingMixin, WebSocketMixin, WebTransportMixin, Clos
         if data is not None:
             session.queued_bytes += len(data)
             if session.queued_bytes > self.config.max_queued_bytes:
-                session.outbox.clear()
+                session.outbox = ()
                 session.queued_bytes = 0
                 self._close(session, CloseReason.TRANSPORT_ERROR, None)
                 return False
-        session.outbox.append(packet)
+        outbox = session.outbox  # (Session.queue, inline: once per queued message)
+        if outbox:
+            outbox.append(packet)  # type: ignore[union-attr]
+        else:
+            session.outbox = [packet]
         self._wake(session)
         return True
 

@@ -137,6 +137,7 @@ class Session:
         "upgrade",
         "upgrade_at",
         "heap_deadline",
+        "heap_key",
         "reason",
     )
 
@@ -145,7 +146,10 @@ class Session:
         self.codec = codec
         self.state = _OPENING
         self.transport = transport
-        self.outbox: list[Packet] = []  # small, and far lighter than a deque per session
+        # what waits to be sent: a list while something does, () when empty (an empty
+        # list per idle session would be one more object for every full collection to
+        # walk, and the usual websocket session's queue is empty but for a moment)
+        self.outbox: list[Packet] | tuple[Packet, ...] = ()
         self.queued_bytes = 0
         self.handshake: PendingRequest | None = None  # a polling handshake waiting for accept()
         self.handshake_lost = False  # the client left before the application decided
@@ -168,7 +172,16 @@ class Session:
         self.upgrade = _NO_UPGRADE
         self.upgrade_at: float | None = None
         self.heap_deadline: float | None = None  # the time of its live entry in the timer heap
+        self.heap_key = 0.0  # that entry's key (the time, or a few ulps after it)
         self.reason: CloseReason | None = None
+
+    def queue(self, packet: Packet) -> None:
+        """Add ``packet`` to the outbox."""
+        outbox = self.outbox
+        if outbox:
+            outbox.append(packet)  # type: ignore[union-attr]
+        else:
+            self.outbox = [packet]
 
     @property
     def closed(self) -> bool:

@@ -136,7 +136,7 @@ class WebSocketMixin(CoreState):
         if carries:
             encoded = tuple(map(session.codec.encode_frame, outbox))
             frames = frames + encoded if frames else encoded
-            outbox.clear()
+            session.outbox = ()
             session.queued_bytes = 0
         if frames:
             ws.pending = ()

@@ -653,4 +653,4 @@ async def test_send_packet_refuses_control_packets_when_awaited() -> None:
         pending = eio.send_packet(sid, pkt)  # a coroutine, as python-engineio's is
         with pytest.raises(ValueError, match="messages only, got a (PING|NOOP) packet"):
             await pending
-    assert eio._core._sessions[sid].outbox == []  # nothing was queued
+    assert not eio._core._sessions[sid].outbox  # nothing was queued

@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
-from asgi_harness import http, start_websocket
+from asgi_harness import http, start_websocket, websocket_scope
 
 import engineio_asgi
 import engineio_sansio
@@ -140,11 +140,11 @@ async def _tracked_per_held_websocket(app: Any, held: int) -> float:
 async def test_a_held_websocket_costs_few_objects_more_than_a_bare_app(anyio_backend: str) -> None:
     """What a full collection walks grows with the sessions held: each idle websocket
     session keeps only a few GC-tracked objects more than the same connection held by a
-    plain ASGI app answering it: the core's session, its queue and its websocket, the
-    runtime's records of the connection and of the session, the ASGI app's coroutine, and
-    the waker of the reader's task (on trio a cancel scope: with its status and two sets,
-    and the flag of the last handler's start, four more). No bound methods, events or
-    per-write lists."""
+    plain ASGI app answering it: the core's session and its websocket, the runtime's
+    record of the connection (which is the session's record too), and the ASGI app's
+    coroutine; on trio also the reader's cancel scope (with its status and two sets) and
+    the flag of the last handler's start. No queue while nothing waits, no waker object,
+    bound methods, events or per-write lists."""
     eio = engineio_asgi.AsyncServer()
 
     @eio.on("message")
@@ -153,6 +153,69 @@ async def test_a_held_websocket_costs_few_objects_more_than_a_bare_app(anyio_bac
 
     ours = await _tracked_per_held_websocket(engineio_asgi.ASGIApp(eio), 20)
     bare = await _tracked_per_held_websocket(_bare_websocket, 20)
-    most = 7 if anyio_backend == "asyncio" else 12
+    most = 4 if anyio_backend == "asyncio" else 9
     assert ours - bare <= most, f"{ours:.1f} GC-tracked objects per held websocket, a bare app {bare:.1f}"
+    await eio.shutdown()
+
+
+async def _tracked_per_handshake_in_flight(app: Any, k: int) -> float:
+    """GC-tracked objects per websocket handshake whose accept waits, as uvicorn's does
+    until the handshake's response is written (``k`` at once)."""
+    release = anyio.Event()
+    never = anyio.Event()
+    waiting = 0
+    all_waiting = anyio.Event()
+
+    async def connection() -> None:
+        connected = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal connected
+            if not connected:
+                connected = True
+                return {"type": "websocket.connect"}
+            await never.wait()
+            return {"type": "websocket.disconnect", "code": 1000}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal waiting
+            if message["type"] == "websocket.accept":
+                waiting += 1
+                if waiting == k:
+                    all_waiting.set()
+                await release.wait()
+
+        await app(websocket_scope("/engine.io/"), receive, send)
+
+    async with anyio.create_task_group() as tg:
+        gc.collect()
+        before = len(gc.get_objects())
+        for _ in range(k):
+            tg.start_soon(connection)
+        with anyio.fail_after(5):
+            await all_waiting.wait()
+        gc.collect()
+        per = (len(gc.get_objects()) - before) / k
+        release.set()
+        tg.cancel_scope.cancel()
+    return per
+
+
+async def test_a_websocket_handshake_in_flight_costs_few_objects_more_than_a_bare_app() -> None:
+    """While the ASGI server's accept waits (with many clients connecting at once, hundreds
+    do), a handshake keeps alive what its session will keep (the core's session and
+    websocket, the runtime's record) and the ASGI app's coroutine, and nothing else: no
+    coroutine of the connect handler's call, no events, event list or iterator over them."""
+    eio = engineio_asgi.AsyncServer()
+
+    @eio.on("connect")
+    async def connect(sid: str, environ: dict[str, Any]) -> None:
+        pass
+
+    app = engineio_asgi.ASGIApp(eio)
+    await _tracked_per_handshake_in_flight(app, 5)  # warm up
+    await _tracked_per_handshake_in_flight(_bare_websocket, 5)
+    ours = await _tracked_per_handshake_in_flight(app, 40)
+    bare = await _tracked_per_handshake_in_flight(_bare_websocket, 40)
+    assert ours - bare <= 5, f"{ours:.1f} GC-tracked objects per handshake in flight, a bare app {bare:.1f}"
     await eio.shutdown()

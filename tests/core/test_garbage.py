@@ -73,3 +73,45 @@ def test_polling_sessions_leave_no_cycles() -> None:
     few = cycles_found(lambda n: polling_sessions(core, n), 10)
     many = cycles_found(lambda n: polling_sessions(core, n), 100)
     assert many <= few, f"{many} objects in cycles after 100 sessions, {few} after 10"
+
+
+def test_an_open_websocket_session_keeps_two_tracked_objects() -> None:
+    """A held websocket session is its Session and its WebSocket to the collector, and
+    nothing else the core allocates: no queue while nothing waits in it, no tuple per
+    timer entry. (With the collector off, even objects it would untrack at its next pass,
+    such as a tuple of a float, an int and a str, stay tracked: each counted towards the
+    next young collection when allocated.)"""
+    core = Server()
+    gc.collect()
+    gc.disable()
+    try:
+        before = len(gc.get_objects())
+        for _ in range(200):
+            _, (ev,) = core.receive_request(
+                Request("GET", {"EIO": "4", "transport": "websocket"}), 1.0, websocket=True
+            )
+            _written(core, core.accept(ev.sid, 1.0))  # type: ignore[union-attr]
+        per = (len(gc.get_objects()) - before) / 200
+    finally:
+        gc.enable()
+    assert per <= 2.05, f"{per:.2f} GC-tracked objects per open websocket session in the core"
+
+
+def test_sessions_due_at_one_time_are_all_run_at_it() -> None:
+    """Timer entries of one deadline (sessions opened at the same instant: their pings)
+    are told apart without a tuple each; every one of them is still run at that very time."""
+    core = Server()
+    rids = []
+    for _ in range(50):
+        rid, (ev,) = core.receive_request(
+            Request("GET", {"EIO": "4", "transport": "websocket"}), 1.0, websocket=True
+        )
+        _written(core, core.accept(ev.sid, 1.0))  # type: ignore[union-attr]
+        rids.append(rid)
+    due = core.next_deadline()
+    assert due == 1.0 + core.config.ping_interval
+    pings = [ev.request_id for ev in core.handle_timer(due) if type(ev) is SendFrames]  # type: ignore[union-attr]
+    assert pings == rids  # all of them, in the order they were opened
+    for rid in rids:
+        core.frames_sent(rid)
+    assert core.next_deadline() == due + core.config.ping_timeout
