@@ -24,7 +24,7 @@ import engineio_asgi
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "apps"))
-from handshake_steps import scope
+from handshake_steps import HTTPExchange, scope
 
 
 def make_app(bare: bool) -> Any:
@@ -47,28 +47,19 @@ def make_app(bare: bool) -> Any:
 
 async def run(app: Any, n: int, out: list[tuple[float, float]]) -> None:
     get = scope("http")
-    body = [b""]
-    answer: list[bytes] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body[0], "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body":
-            answer.append(message["body"])
-
+    client = HTTPExchange()
+    receive, send = client.receive, client.send
     await app(scope("http"), receive, send)  # one session held open, as under load
     clock = time.perf_counter_ns
     get_ns = post_ns = 0
     for _ in range(n):
-        answer.clear()
-        body[0] = b""
+        client.answer.clear()
+        client.body = b""
         t0 = clock()
         await app(get, receive, send)
         t1 = clock()
-        sid = answer[0][answer[0].index(b'"sid":"') + 7 :].split(b'"')[0].decode()
-        body[0] = b"1"
-        post = dict(get, method="POST", query_string=f"EIO=4&transport=polling&sid={sid}".encode())
+        client.body = b"1"
+        post = dict(get, method="POST", query_string=f"EIO=4&transport=polling&sid={client.sid()}".encode())
         t2 = clock()
         await app(post, receive, send)
         t3 = clock()

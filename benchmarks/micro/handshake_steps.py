@@ -60,6 +60,27 @@ def scope(kind: str) -> dict[str, Any]:
     return s
 
 
+class HTTPExchange:
+    """A client's side of HTTP requests in-process: ``body`` is the next request's body,
+    ``answer`` collects the response bodies, ``receive``/``send`` are the ASGI callables."""
+
+    def __init__(self) -> None:
+        self.body = b""
+        self.answer: list[bytes] = []
+
+    async def receive(self) -> dict[str, Any]:
+        return {"type": "http.request", "body": self.body, "more_body": False}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            self.answer.append(message["body"])
+
+    def sid(self) -> str:
+        """The session id in the first answer (a handshake's OPEN packet)."""
+        first = self.answer[0]
+        return first[first.index(b'"sid":"') + 7 :].split(b'"')[0].decode()
+
+
 def core_open() -> Callable[[int], None]:
     core = Server()
     http = scope("http")
@@ -100,21 +121,11 @@ def asgi(kind: str, bare: bool = False) -> Callable[[int], None]:
 
     async def one_http(app: Any) -> None:
         # the handshake, then a POST of a CLOSE packet (as benchmarks/load.js does)
-        body = [b""]
-        answer: list[bytes] = []
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": body[0], "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.body":
-                answer.append(message["body"])
-
-        await app(s, receive, send)
-        sid = answer[0][answer[0].index(b'"sid":"') + 7 :].split(b'"')[0].decode()
-        body[0] = b"1"
-        close = dict(s, method="POST", query_string=f"EIO=4&transport=polling&sid={sid}".encode())
-        await app(close, receive, send)
+        client = HTTPExchange()
+        await app(s, client.receive, client.send)
+        client.body = b"1"
+        close = dict(s, method="POST", query_string=f"EIO=4&transport=polling&sid={client.sid()}".encode())
+        await app(close, client.receive, client.send)
 
     async def one_websocket(app: Any) -> None:
         # the open packet, then a CLOSE packet and the close frame at once (as load.js does)
