@@ -18,7 +18,7 @@ next once the last has ended, as a heartbeat that awaits each ping does. When
 many sessions were opened together their pings fall due together, and on
 granian a batch of them written at once (each ``send()`` a future that completes
 later, from granian's own threads) held up the messages of other clients that
-arrived meanwhile: p99 1.7-2 times a heartbeat's that awaits each ping at 10,000
+arrived meanwhile: p99 1.6-1.7 times that of a heartbeat awaiting each ping at 5,000-10,000
 held sessions (docs/benchmarks.md, "granian: pings one at a time").
 """
 
