@@ -50,6 +50,9 @@ const CHURN_MAX = 500; // churn sessions in flight at most
 const STORM_CONCURRENCY = Math.max(1, num('storm-concurrency', 500)); // reconnects in flight at most
 const STORM_ATTEMPTS = 5; // per client and storm
 const MAX_SAMPLES = 4000000;
+// latency-under-load and churn: a JSON file with each round trip's scheduled send and its
+// time, and the times the held sessions got their pings (ms from the window's start)
+const TRACE = args.trace || '';
 
 const PAYLOAD = '4' + 'x'.repeat(SIZE);
 const WS_URL = `ws://${HOST}:${PORT}${EIO_PATH}?EIO=4&transport=websocket`;
@@ -73,6 +76,7 @@ const mark = marker(SYNC);
 class Meter {
   constructor() {
     this.samples = new Float64Array(MAX_SAMPLES);
+    this.at = TRACE ? new Float64Array(MAX_SAMPLES) : null; // --trace: each sample's scheduled send
     this.n = 0;
     this.count = 0;
     this.measuring = false;
@@ -95,10 +99,13 @@ class Meter {
     await mark('end');
   }
 
-  record(ms) {
+  record(ms, at) {
     if (!this.measuring) return;
     this.count++;
-    if (this.n < MAX_SAMPLES) this.samples[this.n++] = ms;
+    if (this.n < MAX_SAMPLES) {
+      if (this.at) this.at[this.n] = at;
+      this.samples[this.n++] = ms;
+    }
     if (this.count === COUNT && this.reached) this.reached();
   }
 
@@ -228,7 +235,10 @@ async function openPacedClients(meter) {
   const clients = await openMany(CLIENTS, CONCURRENCY, () => {
     const state = { due: [], head: 0, next: 0, ws: null };
     return openWs(() => {
-      if (state.head < state.due.length) meter.record(performance.now() - state.due[state.head++]);
+      if (state.head < state.due.length) {
+        const due = state.due[state.head++];
+        meter.record(performance.now() - due, due);
+      }
       if (state.head > 1024 && state.head * 2 > state.due.length) {
         state.due = state.due.slice(state.head);
         state.head = 0;
@@ -261,7 +271,7 @@ async function openPacedClients(meter) {
       const now = performance.now();
       let n = 0;
       for (const st of clients) {
-        for (let k = st.head; k < st.due.length; k++, n++) meter.record(now - st.due[k]);
+        for (let k = st.head; k < st.due.length; k++, n++) meter.record(now - st.due[k], st.due[k]);
       }
       return n;
     },
@@ -458,7 +468,14 @@ async function latencyUnderLoad() {
   const idleSessions = await openMany(SESSIONS, CONCURRENCY, () => openWs(() => {}));
   const openSeconds = (performance.now() - t0) / 1000;
   let pings = 0;
-  for (const ws of idleSessions) ws.on('message', (d) => d[0] === 0x32 && pings++);
+  const pingTimes = [];
+  for (const ws of idleSessions) {
+    ws.on('message', (d) => {
+      if (d[0] !== 0x32) return;
+      pings++;
+      if (TRACE) pingTimes.push(performance.now());
+    });
+  }
   await mark('ready', { sessions: SESSIONS, open_seconds: round(openSeconds, 2) });
   await sleep(SETTLE * 1000);
   const meter = new Meter();
@@ -505,9 +522,20 @@ async function latencyUnderLoad() {
       errors: churn.errors,
     });
   }
+  if (TRACE) writeTrace(meter, pingTimes);
   emit(meter.result(extra));
   for (const st of echo.clients) st.ws.terminate();
   for (const ws of idleSessions) ws.terminate();
+}
+
+// --trace: [scheduled send, round trip] per sample and the held sessions' ping arrivals,
+// in ms from the window's start (pings from the whole run, so some are negative)
+function writeTrace(meter, pingTimes) {
+  const t0 = meter.t0;
+  const samples = [];
+  for (let i = 0; i < meter.n; i++) samples.push([round(meter.at[i] - t0, 3), round(meter.samples[i], 3)]);
+  const pings = pingTimes.map((t) => round(t - t0, 3));
+  require('fs').writeFileSync(TRACE, JSON.stringify({ window_ms: meter.seconds * 1000, samples, pings }));
 }
 
 function churnOne(stats) {

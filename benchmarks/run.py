@@ -545,6 +545,10 @@ def run_load(server: Server, scen: dict, opts, gen_core: str) -> dict:
             cmd += ["--churn-rate", str(opts.churn_rate)]
         if kind != "reconnect-storm":
             cmd += ["--echo-rate", str(opts.echo_rate)]
+            if opts.trace:
+                Path(opts.trace).mkdir(parents=True, exist_ok=True)
+                name = f"{time.strftime('%H%M%S')}-{server.server}-{server.impl}-{scen['name']}.json"
+                cmd += ["--trace", str(Path(opts.trace).resolve() / name)]
     cmd += ["--time-limit", str(int(limit))]
     proc = subprocess.Popen(
         cmd, cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -774,6 +778,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         metavar="S",
         help="before each scenario wait up to S seconds for the rest of the machine to go quiet",
+    )
+    ap.add_argument(
+        "--trace",
+        metavar="DIR",
+        help="latency-under-load and churn: write each round trip (scheduled send, ms) and the held "
+        "sessions' ping arrivals to a JSON file per run in DIR (benchmarks/trace_tail.py reads them)",
     )
     ap.add_argument("--server-core", default="0")
     ap.add_argument("--gen-core", default="1")

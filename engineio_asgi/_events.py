@@ -65,8 +65,8 @@ class EventsMixin(WritesMixin):
             return
         for ev in events:
             kind = type(ev)
-            if kind is SendFrames:  # a ping, mostly: its write alone, without a task
-                self._start_write(ev.request_id, ev.frames)  # type: ignore[union-attr]
+            if kind is SendFrames:  # a ping, mostly: written without a task, one at a time
+                self._pings.write(ev.request_id, ev.frames)  # type: ignore[union-attr]
             elif kind is Respond:
                 self._deliver(ev)  # type: ignore[arg-type]
             elif kind is RequestRefused:
@@ -262,13 +262,15 @@ class EventsMixin(WritesMixin):
             # (not kept while the loop sleeps: a batch of pings' events would live until
             # the next deadline and be moved up a generation by any collection meanwhile)
             del events
+            self._pings.check(now)
             if self._late_tick <= now:
                 self._close_late(now)
 
     def _next_wake(self) -> float | None:
-        """The timer driver's next deadline: the core's, or the tick of websockets' late closes."""
+        """The timer driver's next deadline: the core's, the tick of websockets' late closes,
+        or when a ping write out stops holding up the ones queued behind it."""
         deadline = self._core.next_deadline()
-        tick = self._late_tick
+        tick = min(self._late_tick, self._pings.hold_until())
         if tick != math.inf and (deadline is None or tick < deadline):
             return tick
         return deadline

@@ -12,10 +12,20 @@ messages queued meanwhile) is written the same way; a failed write is
 ``send_failed``, as for a write awaited in line. Each websocket has at most one
 write out at a time (the core's), so a slow client's messages wait in its queue
 and hold up no other.
+
+The timer driver's writes (its pings) go out one at a time (:class:`Pings`): the
+next once the last has ended, as a heartbeat that awaits each ping does. When
+many sessions were opened together their pings fall due together, and on
+granian a batch of them written at once (each ``send()`` a future that completes
+later, from granian's own threads) held up the messages of other clients that
+arrived meanwhile: p99 1.6-1.7 times that of a heartbeat awaiting each ping at 5,000-10,000
+held sessions (docs/benchmarks.md, "granian: pings one at a time").
 """
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from typing import Iterable, Sequence
 
 from engineio_sansio import Data, Event, SendFrames
@@ -23,10 +33,26 @@ from engineio_sansio import Data, Event, SendFrames
 from ._backend import CANCELLED, Outcome
 from ._state import RuntimeState, WSConn
 
-__all__ = ["Broadcast", "WritesMixin"]
+__all__ = ["Broadcast", "Pings", "WritesMixin"]
+
+# A ping write out longer than this no longer holds up the ones due after it: they all
+# go at once, as writes that nobody waits for (a client that stopped reading)
+PING_HOLD = 0.01
 
 
-class Broadcast:
+class _Group:
+    """Writes that someone follows to their end: told when each that waits begins and ends."""
+
+    __slots__ = ()
+
+    def started(self, write: _Write) -> None:
+        raise NotImplementedError
+
+    def ended(self) -> None:
+        raise NotImplementedError
+
+
+class Broadcast(_Group):
     """The writes one broadcast started: :meth:`wait` returns once each has ended."""
 
     __slots__ = ("count", "event", "logger")
@@ -35,6 +61,9 @@ class Broadcast:
         self.count = 0  # writes (and sends of another kind) not ended yet
         self.event: object = None  # the backend's event, made only if someone waits
         self.logger = logger
+
+    def started(self, write: _Write) -> None:
+        self.count += 1
 
     def ended(self) -> None:
         """One of its writes has ended, however."""
@@ -59,16 +88,19 @@ def _write(
     conn: WSConn,
     rid: int,
     frames: tuple[Data, ...],
-    batch: Broadcast | None,
+    batch: _Group | None,
     resumed: _Write | None = None,
     start: int = 0,
+    in_task: bool = True,
 ) -> None:
     """Write ``frames`` (from index ``start``) to websocket ``rid``, as far as ``send()``
     completes at once; the rest goes on from a :class:`_Write` once the ``send()`` that
-    waits has ended (``resumed``: the one that goes on now, kept for the next wait)."""
+    waits has ended (``resumed``: the one that goes on now, kept for the next wait).
+    ``in_task``: whether the caller runs in a task (a write that goes on does so from a
+    done callback)."""
     backend = server._backend
     run_detached = backend.run_detached  # type: ignore[union-attr]
-    in_task = resumed is None  # (a write that goes on does so from a done callback)
+    in_task = in_task and resumed is None
     i = start
     while True:
         count = len(frames)
@@ -136,7 +168,7 @@ class _Write:
         rid: int,
         frames: tuple[Data, ...],
         position: int,
-        batch: Broadcast | None,
+        batch: _Group | None,
     ) -> None:
         self.server = server
         self.conn = conn
@@ -145,7 +177,7 @@ class _Write:
         self.next = position  # the index of the next frame to hand to send()
         self.batch = batch
         if batch is not None:
-            batch.count += 1
+            batch.started(self)
 
     def __call__(self, outcome: Outcome) -> None:
         """The backend: the last frame's ``send()`` has ended."""
@@ -164,10 +196,79 @@ class _Write:
             batch.ended()
 
 
+class Pings(_Group):
+    """The timer driver's writes, one out at a time, the others queued in due order.
+
+    The next starts once the one out has ended (at once where ``send()`` completes
+    at once, as uvicorn's mostly does: then all go in one call, as before). A write
+    out longer than :data:`PING_HOLD` holds up no more: the driver (which wakes by
+    :meth:`hold_until`) lets the queued ones go at once, as it does when the server
+    is closing.
+    """
+
+    __slots__ = ("server", "queue", "current", "since")
+
+    def __init__(self, server: WritesMixin) -> None:
+        self.server = server
+        self.queue: deque[tuple[int, tuple[Data, ...]]] = deque()
+        self.current: _Write | None = None  # the write out, if its send() waits
+        self.since = 0.0  # when it began waiting
+
+    def write(self, rid: int, frames: tuple[Data, ...]) -> None:
+        """A ``SendFrames`` of the timer driver's (called in its task)."""
+        if self.current is None and not self.queue:
+            self.server._start_write(rid, frames, self)
+        else:
+            self.queue.append((rid, frames))
+
+    def started(self, write: _Write) -> None:
+        self.current = write
+        self.since = self.server._clock()
+
+    def ended(self) -> None:
+        """The write out has ended, however: the next goes (from a done callback)."""
+        self.current = None
+        self._next(False)
+
+    def _next(self, in_task: bool) -> None:
+        queue = self.queue
+        server = self.server
+        if server._closing:
+            self.release(in_task)
+            return
+        while queue and self.current is None:
+            rid, frames = queue.popleft()
+            server._start_write(rid, frames, self, in_task)
+
+    def hold_until(self) -> float:
+        """When the write out stops holding up the queued ones (``inf``: none waits)."""
+        return self.since + PING_HOLD if self.current is not None and self.queue else math.inf
+
+    def check(self, now: float) -> None:
+        """The driver's wake-up: a write out too long goes on alone, the queued ones at once."""
+        if self.current is not None and self.queue and now >= self.since + PING_HOLD:
+            self.release(True)
+
+    def release(self, in_task: bool) -> None:
+        """Start every queued write now, none waiting for another."""
+        current = self.current
+        if current is not None:
+            current.batch = None  # it goes on alone
+            self.current = None
+        queue = self.queue
+        while queue:
+            rid, frames = queue.popleft()
+            self.server._start_write(rid, frames, None, in_task)
+
+
 class WritesMixin(RuntimeState):
     """Writes that go on by themselves: the timer driver's, and broadcasts."""
 
-    def _start_write(self, rid: int, frames: tuple[Data, ...], batch: Broadcast | None = None) -> None:
+    _pings: Pings  # the timer driver's writes
+
+    def _start_write(
+        self, rid: int, frames: tuple[Data, ...], batch: _Group | None = None, in_task: bool = True
+    ) -> None:
         """Write a ``SendFrames``' frames to websocket ``rid`` without waiting for it here."""
         conn = self._ws.get(rid)
         if conn is None:
@@ -177,7 +278,7 @@ class WritesMixin(RuntimeState):
             if events:
                 self._perform_later(events)
             return
-        _write(self, conn, rid, frames, batch)
+        _write(self, conn, rid, frames, batch, in_task=in_task)
 
     def _perform_later(self, events: Sequence[Event]) -> None:
         """Perform events that a write's end caused, in a task (they may run handlers)."""

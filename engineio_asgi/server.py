@@ -36,6 +36,7 @@ from ._hooks import HooksMixin
 from ._polling import PollingMixin
 from ._state import PendingHTTP, Receive, Scope, Send, SessionRT, WSConn
 from ._websocket import WebSocketMixin
+from ._writes import Pings
 from .environ import build_environ, request_from_scope
 
 __all__ = ["AsyncServer", "reason"]
@@ -191,6 +192,7 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, HooksMixin, Event
         self._closing = False
         self._late_closes: dict[WSConn, tuple[float, int]] = {}  # websockets whose close waits for the client
         self._late_tick = float("inf")
+        self._pings = Pings(self)
         self._message_handler: Any = None
         self._message_is_async = False
 
@@ -384,6 +386,7 @@ class AsyncServer(PollingMixin, WebSocketMixin, HandlersMixin, HooksMixin, Event
         self._closing = True
         if self._backend is None:
             return
+        self._pings.release(True)  # pings queued behind a write that waits: each goes now
         await self.disconnect()
         late = list(self._late_closes)
         if late:

@@ -285,3 +285,62 @@ async def _frames_of(client: FutureClient, frame: str, n: int) -> None:
     while client.frames.count(frame) < n:
         client.got.clear()
         await client.got.wait()
+
+
+class PacedClient(FutureClient):
+    """Completes each write's future a moment later (granian's threads take the frame), and
+    records how many ping writes of all such clients were out at once (``out``)."""
+
+    out: list[int] = [0, 0]  # [now, most], shared by the clients of a test
+
+    def send(self, message: dict[str, Any]) -> asyncio.Future[None]:
+        future = super().send(message)
+        if message.get("text") == "2" and not self.hold:
+            out = PacedClient.out
+            out[0] += 1
+            out[1] = max(out[1], out[0])
+            future.add_done_callback(lambda _: out.__setitem__(0, out[0] - 1))
+        return future
+
+
+async def test_pings_due_together_are_written_one_at_a_time() -> None:
+    # Sessions opened together have their pings due together. Written at once, on
+    # granian (whose send() completes later, from its own threads) a batch of them held
+    # up the messages of other clients arriving meanwhile; a heartbeat that awaits each
+    # ping does not. The driver's writes go one after another: the next once the last
+    # has ended.
+    PacedClient.out = [0, 0]
+    eio = engineio_asgi.AsyncServer(ping_interval=0.05, ping_timeout=0.3)
+    app = engineio_asgi.ASGIApp(eio)
+    clients = [PacedClient(app, f"p{i}", path="/engine.io/", hello="") for i in range(20)]
+    async with asyncio.timeout(5):
+        for c in clients:
+            await _frames_of(c, "2", 3)
+    assert PacedClient.out[1] == 1, f"{PacedClient.out[1]} ping writes were out at once"
+    for c in clients:
+        await c.close()
+    await eio.shutdown()
+
+
+async def test_a_ping_write_that_waits_long_holds_up_the_other_pings_no_longer() -> None:
+    # A client that stops reading: its ping's send() never completes. The pings due
+    # after it wait for it at most PING_HOLD, then go.
+    eio = engineio_asgi.AsyncServer(ping_interval=0.05, ping_timeout=0.3)
+    app = engineio_asgi.ASGIApp(eio)
+    stuck = FutureClient(app, "stuck", path="/engine.io/", hello="")
+    async with asyncio.timeout(5):
+        while not stuck.frames:  # the OPEN packet
+            stuck.got.clear()
+            await stuck.got.wait()
+    stuck.hold = True  # its writes from here on never complete
+    clients = [FutureClient(app, f"p{i}", path="/engine.io/", hello="") for i in range(5)]
+    async with asyncio.timeout(5):
+        await _frames_of(stuck, "2", 1)
+        for c in clients:
+            await _frames_of(c, "2", 3)
+    assert stuck.held and not stuck.held[0].done()
+    for c in clients:
+        await c.close()
+    await eio.shutdown()
+    assert not eio._pings.queue and eio._pings.current is None
+    await stuck.close()

@@ -3,6 +3,8 @@
 * message handler: echo the data back to the sender;
 * the text ``fanout`` sends ``fanout`` to every connected session instead;
 * ``EIO_ASYNC_HANDLERS`` (default true) is passed as ``async_handlers``;
+* ``EIO_PING_INTERVAL`` (seconds), if set, is passed as ``ping_interval`` (a diagnosis:
+  a run whose window holds no ping);
 * ``EIO_BENCH_GC=1`` adds the collector's pauses at ``GET /_bench/gc`` (``_gcstats.py``).
 """
 
@@ -19,7 +21,10 @@ def async_handlers_from_env() -> bool:
 
 
 def make_app(engineio_module):
-    eio = engineio_module.AsyncServer(async_mode="asgi", async_handlers=async_handlers_from_env())
+    options = {}
+    if os.environ.get("EIO_PING_INTERVAL"):
+        options["ping_interval"] = float(os.environ["EIO_PING_INTERVAL"])
+    eio = engineio_module.AsyncServer(async_mode="asgi", async_handlers=async_handlers_from_env(), **options)
     sids: dict[str, None] = {}
 
     @eio.on("connect")

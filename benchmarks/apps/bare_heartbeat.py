@@ -22,13 +22,14 @@ allocates nothing that outlives it.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import deque
 
 import bare
 from _gcstats import install
 from bare import FANOUT
 
-INTERVAL = 25.0
+INTERVAL = float(os.environ.get("EIO_PING_INTERVAL") or 25.0)  # (the variable: as in _echo.py)
 PING = {"type": "websocket.send", "text": "2"}
 CLOSE = {"type": "websocket.close", "code": 1000}
 
