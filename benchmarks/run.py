@@ -52,7 +52,8 @@ SERVER_NOTES = {
     "hypercorn": "hypercorn -k asyncio, in-process worker (-w 0)",
     "hypercorn-trio": "hypercorn -k trio, in-process worker (-w 0)",
 }
-ASYNCIO_ONLY = {"pyeio", "pyeio-sync", "bare-hb", "bare-hb-again"}  # python-engineio (and bare-hb's driver) need asyncio
+# python-engineio (and bare-hb's driver) need asyncio
+ASYNCIO_ONLY = {"pyeio", "pyeio-sync", "bare-hb", "bare-hb-again"}
 
 IMPLS = {
     # name: (module:attr, EIO_ASYNC_HANDLERS, label)

@@ -15,6 +15,7 @@ once by the server). Not timed itself; a diagnosis of what lifts p99.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def analyse(path: Path, busy: int) -> dict:
     slow_in = sum(1 for at, _ in slow if bins.get(int(at // BIN_MS), 0) >= busy)
     window = data["window_ms"]
     in_window = [t for t in pings if 0 <= t <= window]
-    gaps = [b - a for a, b in zip(in_window, in_window[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(in_window)]
     bunched = sum(1 for g in gaps if g < 0.2) / len(gaps) if gaps else float("nan")
     burst_bins = sum(1 for b, n in bins.items() if n >= busy and 0 <= b * BIN_MS < window)
     return {
