@@ -302,9 +302,18 @@ class Server:
     cwd = ROOT
     ready_path = "/engine.io/"
 
-    def __init__(self, server: str, impl: str, core: str, log_path: Path, gc: bool = False):
+    def __init__(
+        self,
+        server: str,
+        impl: str,
+        core: str,
+        log_path: Path,
+        gc: bool = False,
+        runtime_core: str | None = None,
+    ):
         self.server, self.impl, self.core, self.log_path = server, impl, core, log_path
         self.gc = gc  # the app answers GET /_bench/gc (apps/_gcstats.py)
+        self.runtime_core = runtime_core  # granian: its tokio threads are moved here once it is up
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self.known: dict[int, int] = {}  # pid -> starttime, for stopping only our own
@@ -434,6 +443,10 @@ class Server:
                     sid = json.loads(body[1:])["sid"]
                     http_get(self.port, f"{path}?EIO=4&transport=polling&sid={sid}", "POST", b"1")
                     self.remember()
+                    core = self.runtime_core
+                    if core is not None and not self.move_runtime_threads(int(core)):
+                        self.stop()
+                        raise RuntimeError("no tokio runtime thread found to move (--granian-runtime-core)")
                     return
                 last = f"handshake answered {status} {body[:200]!r}"
             except (OSError, ValueError) as exc:
@@ -449,6 +462,25 @@ class Server:
             if st is not None:
                 self.known.setdefault(pid, st[2])
         return pids
+
+    def move_runtime_threads(self, core: int) -> int:
+        """Pin the server's tokio threads (granian's runtime) to ``core``; returns how many."""
+        moved = 0
+        for pid in self.remember():
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                        name = f.read().strip()
+                    if name.startswith("tokio-rt"):
+                        os.sched_setaffinity(int(tid), {core})
+                        moved += 1
+                except OSError:
+                    continue
+        return moved
 
     def sample(self) -> dict:
         pids = self.remember()
@@ -789,6 +821,12 @@ def main(argv: list[str] | None = None) -> int:
         "sessions' ping arrivals to a JSON file per run in DIR (benchmarks/trace_tail.py reads them)",
     )
     ap.add_argument("--server-core", default="0")
+    ap.add_argument(
+        "--granian-runtime-core",
+        metavar="CORE",
+        help="granian: once the server is up, move its tokio runtime threads to CORE, so the "
+        "interpreter has the server's core to itself (a diagnosis of stalls from the two sharing it)",
+    )
     ap.add_argument("--gen-core", default="1")
     ap.add_argument("--out", help="results file (default benchmarks/results/<time>[-quick].jsonl)")
     ap.add_argument("--report", nargs="+", metavar="FILE", help="print the table of results file(s) and exit")
@@ -879,7 +917,11 @@ def main(argv: list[str] | None = None) -> int:
         "echo_rate": opts.echo_rate,
         "storm_concurrency": opts.storm_concurrency,
         "loadavg": [round(x, 2) for x in os.getloadavg()],
-        "cores": {"server": opts.server_core, "generator": opts.gen_core},
+        "cores": {
+            "server": opts.server_core,
+            "generator": opts.gen_core,
+            "granian_runtime": opts.granian_runtime_core,
+        },
         "nproc": os.cpu_count(),
         "cpu": cpu_model(),
         "kernel": platform.release(),
@@ -946,7 +988,8 @@ def main(argv: list[str] | None = None) -> int:
 def run_group(s: str, i: str, group: list[dict], base: dict, opts, log_dir: Path, emit) -> list[dict]:
     """Runs the scenarios of group on one server; returns those left when it died."""
     gc = any(sc["kind"] in GC_KINDS for sc in group)
-    server = Server(s, i, opts.server_core, log_dir / f"{s}-{i}.log", gc=gc)
+    runtime_core = opts.granian_runtime_core if s == "granian" else None
+    server = Server(s, i, opts.server_core, log_dir / f"{s}-{i}.log", gc=gc, runtime_core=runtime_core)
     try:
         server.start()
     except Exception as exc:  # recorded, the run goes on
