@@ -443,8 +443,8 @@ class Server:
                     sid = json.loads(body[1:])["sid"]
                     http_get(self.port, f"{path}?EIO=4&transport=polling&sid={sid}", "POST", b"1")
                     self.remember()
-                    core = self.runtime_core
-                    if core is not None and not self.move_runtime_threads(int(core)):
+                    runtime_core = self.runtime_core
+                    if runtime_core is not None and not self.move_runtime_threads(int(runtime_core)):
                         self.stop()
                         raise RuntimeError("no tokio runtime thread found to move (--granian-runtime-core)")
                     return

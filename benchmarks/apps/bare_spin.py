@@ -38,7 +38,7 @@ _LOOP = _calibrate(SPIN_US / 1e6)
 _plain_http = bare.http
 
 
-async def http(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+async def http(scope, receive, send) -> None:
     for _ in _LOOP:
         pass
     await _plain_http(scope, receive, send)
