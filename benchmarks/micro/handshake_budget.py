@@ -1,0 +1,125 @@
+"""Where a polling handshake's in-process time goes, layer by layer, beside the bare app's.
+
+A handshake here is what ``benchmarks/load.js``'s ``polling-handshake`` sends: the GET that
+opens a session, then a POST of a CLOSE packet (``1``). The figures, medians of ROUNDS
+rounds in microseconds per handshake (both requests):
+
+* ``harness``: an app that only reads the request and writes a response of the same size;
+  what every app pays for the ASGI calls of this harness;
+* ``bare``: ``benchmarks/apps/bare.py``, the ceiling the benchmarks compare with;
+* ``ours``: ``AsyncServer`` with async ``connect`` and ``disconnect`` handlers (as the
+  benchmark's app), and ``ours, no handlers``: the same without them;
+* ``core``: the sans-IO core alone for the same two requests (the scope read into a
+  request, ``receive_request``, ``accept``, the POST's ``receive_request`` and
+  ``receive_body``), no event loop.
+
+From these: the handlers' share (their calls and the environ) is ``ours`` minus ``ours, no
+handlers``; the ASGI layer's own share is what is left of ``ours`` after the harness, the
+core and the handlers. The benchmark's goal (0.7 x bare by time through uvicorn) allows
+about 12 us in-process over bare (see docs/benchmarks.md, "What the polling handshake's
+time holds"); the last line prints that budget against ours::
+
+    python benchmarks/micro/handshake_budget.py [N] [ROUNDS]
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import anyio
+
+import engineio_asgi
+from engineio_asgi.environ import request_from_scope
+from engineio_sansio import ConnectRequest, Server
+
+sys.path.insert(0, str(Path(__file__).parent))
+from handshake_split import make_app, run
+from handshake_steps import scope
+
+BUDGET_OVER_BARE_US = 12.0
+"""In-process microseconds over bare that 0.7 x bare by time leaves (docs/benchmarks.md)."""
+
+OPEN = b'0{"sid":"AAAAAAAAAAAAAAAAAAAA","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000}'
+"""An OPEN packet of the usual size (the harness writes alike; the client reads its sid)."""
+
+
+async def harness_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Only the ASGI calls every app makes: read a POST's body, write a response."""
+    if scope["method"] == "POST":
+        await receive()
+        body = b"ok"
+    else:
+        body = OPEN
+    headers = [(b"content-type", b"text/plain; charset=UTF-8"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def ours_without_handlers() -> Any:
+    return engineio_asgi.ASGIApp(engineio_asgi.AsyncServer(async_mode="asgi"))
+
+
+def per_handshake_asgi(app: Any, n: int) -> float:
+    out: list[tuple[float, float]] = []
+    anyio.run(run, app, n, out)
+    get_us, post_us = out[0]
+    return get_us + post_us
+
+
+def per_handshake_core(n: int) -> float:
+    """The core alone: both requests of a handshake, one session held open throughout."""
+    core = Server()
+    http = scope("http")
+    _, (held,) = core.receive_request(request_from_scope(http), 0.0)
+    core.accept(held.sid, 0.0)
+    clock = time.perf_counter_ns
+    t0 = clock()
+    for i in range(n):
+        now = i * 1e-4
+        _, (ev,) = core.receive_request(request_from_scope(http), now)
+        assert type(ev) is ConnectRequest
+        core.accept(ev.sid, now)
+        post = dict(http, method="POST", query_string=f"EIO=4&transport=polling&sid={ev.sid}".encode())
+        rid, _ = core.receive_request(request_from_scope(post), now)
+        events = core.receive_body(rid, b"1", False, now)
+        assert len(events) == 2, events
+    return (clock() - t0) / n / 1000
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else 5000
+    rounds = int(args[1]) if len(args) > 1 else 7
+    measures: dict[str, Callable[[], float]] = {
+        "harness": lambda: per_handshake_asgi(harness_app, n),
+        "bare": lambda: per_handshake_asgi(make_app(bare=True), n),
+        "ours": lambda: per_handshake_asgi(make_app(bare=False), n),
+        "ours, no handlers": lambda: per_handshake_asgi(ours_without_handlers(), n),
+        "core": lambda: per_handshake_core(n),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in measures}
+    for _ in range(rounds):  # interleaved, so drift falls on every row alike
+        for name, measure in measures.items():
+            samples[name].append(measure())
+    us = {name: statistics.median(values) for name, values in samples.items()}
+    for name, value in us.items():
+        print(f"{name:18} {value:6.2f} us per handshake")
+    handlers = us["ours"] - us["ours, no handlers"]
+    layer = us["ours"] - us["harness"] - us["core"] - handlers
+    print()
+    over = us["ours"] - us["bare"]
+    print(f"ours over bare     {over:6.2f} us (budget for 0.7 x by time: ~{BUDGET_OVER_BARE_US:.0f})")
+    print(f"  bare's own logic {us['bare'] - us['harness']:6.2f} us (bare minus the harness)")
+    print(f"  core             {us['core']:6.2f} us")
+    print(f"  handlers+environ {handlers:6.2f} us")
+    print(f"  ASGI layer       {layer:6.2f} us (ours minus harness, core and handlers)")
+    floor = us["harness"] + us["core"] + handlers
+    print(f"ours with an ASGI layer that cost nothing: {floor:.2f} us, {floor - us['bare']:.2f} over bare")
+
+
+if __name__ == "__main__":
+    main()
