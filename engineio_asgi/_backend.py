@@ -19,7 +19,6 @@ from typing import (
     Coroutine,
     Generator,
     Protocol,
-    Self,
     TypeAlias,
     TypeVar,
     TypeVarTuple,
@@ -35,11 +34,10 @@ if TYPE_CHECKING:
     # both imported only once their loop runs: trio is optional, and a trio
     # server need not import asyncio
     import asyncio
-    from types import TracebackType
 
     import trio
 
-__all__ = ["CANCELLED", "Backend", "Outcome", "Started", "TaskHandle", "Waker", "get_backend"]
+__all__ = ["CANCELLED", "Backend", "Outcome", "Started", "TaskHandle", "get_backend"]
 # moved to .compat; still importable from here
 __all__ += ["NO_LOOP", "NoLoop", "Queue", "QueueEmpty", "ResettableEvent"]
 
@@ -90,29 +88,6 @@ class Started(Protocol):
     async def wait(self) -> object:
         """Wait until it has."""
         ...
-
-
-class Waker(Protocol):
-    """A context manager around a wait that another task may interrupt with :meth:`wake`.
-
-    The interrupted wait ends the ``with`` block quietly; lighter than an anyio
-    cancel scope, which matters at one per open websocket.
-    """
-
-    @property
-    def woken(self) -> bool:
-        """Whether :meth:`wake` interrupted the wait."""
-        ...
-
-    def wake(self) -> None:
-        """End the wait inside the ``with`` block (from another task)."""
-        ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool: ...
 
 
 class Backend(Protocol):
@@ -180,13 +155,9 @@ class Backend(Protocol):
         """Cancel every task this backend started and wait (bounded) for them."""
         ...
 
-    def waker(self) -> Waker:
-        """A new :class:`Waker` (one per wait)."""
-        ...
-
     def enter_wakeable(self) -> Any:
-        """Begin a wait another task may end, as a :class:`Waker` does but with no object of
-        its own (for a wait as long as a connection's): that task records that it did
+        """Begin a wait in ``receive()`` that another task may end, with no object of its own
+        (a held poll's, a POST's, a websocket reader's): that task records that it did
         (``woken``) and calls ``cancel()`` on what this returns (the current task on asyncio,
         a cancel scope entered now on trio). After the wait, :meth:`exit_wakeable`."""
         ...
@@ -217,7 +188,7 @@ class AsyncioBackend:
         import asyncio
 
         self.tasks: set[asyncio.Task[object]] = set()
-        # the wakers call through the module: CPython 3.11 specializes a call of a
+        # the wake-ups call through the module: CPython 3.11 specializes a call of a
         # module's function, not one of a function stored on an instance
         self._asyncio: _AsyncioForWakers = asyncio
         self._loop = asyncio.get_running_loop()
@@ -336,9 +307,6 @@ class AsyncioBackend:
             with anyio.move_on_after(timeout):
                 await asyncio.gather(*tasks, return_exceptions=True)
 
-    def waker(self) -> _Waker:
-        return _Waker(self)
-
     def enter_wakeable(self) -> asyncio.Task[object] | None:
         return self._asyncio.current_task(self._loop)
 
@@ -378,39 +346,12 @@ async def _await(aw: Awaitable[object]) -> None:
 
 
 class _AsyncioForWakers(Protocol):
-    """What the wakers use of the asyncio module (imported only when asyncio runs)."""
+    """What the wake-ups use of the asyncio module (imported only when asyncio runs)."""
 
     @property
     def CancelledError(self) -> type[BaseException]: ...  # noqa: N802 (the module's name for it)
 
     def current_task(self, loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Task[object] | None: ...
-
-
-class _Waker:
-    """:meth:`Backend.waker`'s, on either loop: a wait of :meth:`Backend.enter_wakeable`
-    as a context manager."""
-
-    __slots__ = ("_backend", "handle", "woken")
-
-    def __init__(self, backend: Backend) -> None:
-        self._backend = backend
-        self.handle: Any = None
-        self.woken = False
-
-    def __enter__(self) -> _Waker:
-        self.handle = self._backend.enter_wakeable()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
-        handle, self.handle = self.handle, None
-        return self._backend.exit_wakeable(handle, self.woken, exc)
-
-    def wake(self) -> None:
-        if self.handle is not None and not self.woken:
-            self.woken = True
-            self.handle.cancel()
 
 
 class TrioBackend:
@@ -483,9 +424,6 @@ class TrioBackend:
         with anyio.move_on_after(timeout):
             for t in tasks:
                 await t._finished.wait()
-
-    def waker(self) -> _Waker:
-        return _Waker(self)
 
     def enter_wakeable(self) -> trio.CancelScope:
         scope = self._cancel_scope()

@@ -79,8 +79,7 @@ class EventsMixin(WritesMixin):
         pending = self._http.get(ev.request_id)
         if pending is not None:
             pending.response = ev
-            if pending.waker is not None:
-                pending.waker.wake()
+            pending.wake()
             if pending.sid is not None and ev.status != 200:
                 self._sessions.pop(pending.sid, None)  # a handshake refused
             return

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from engineio_sansio import ConnectRequest, Respond
 
 from ._state import PendingHTTP, Receive, RuntimeState, Scope, Send
 from .environ import request_from_scope
+
+if TYPE_CHECKING:
+    from ._backend import Backend
 
 __all__ = ["PollingMixin", "access_log", "client_of"]
 
@@ -50,18 +54,20 @@ class PollingMixin(RuntimeState):
                     # Pass the request's body to the core and wait for its Respond. The
                     # task waits in receive(), which returns only with more body or when
                     # the client leaves; the core's answer wakes it out of there (no
-                    # watcher task, task group or event per held poll).
-                    backend = self._backend
+                    # watcher task, task group, event or wake-up object per held poll).
+                    backend: Backend = self._backend  # type: ignore[assignment]
                     while pending.response is None:
-                        waker = pending.waker = backend.waker()  # type: ignore[union-attr]
-                        message = None
+                        pending.reader = backend.enter_wakeable()
                         try:
-                            with waker:
-                                message = await receive()
-                        finally:
-                            pending.waker = None
-                        if message is None:
+                            message = await receive()
+                        except BaseException as exc:
+                            if not backend.exit_wakeable(pending.reader, pending.woken, exc):
+                                raise
                             continue  # woken: the response is here
+                        else:
+                            backend.exit_wakeable(pending.reader, pending.woken, None)
+                        finally:
+                            pending.reader = None
                         kind = message["type"]
                         if kind == "http.request":
                             events = core.receive_body(

@@ -31,7 +31,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 class PendingHTTP:
     """An HTTP request waiting for its ``Respond``: a held GET, a POST being read, a handshake."""
 
-    __slots__ = ("rid", "scope", "receive", "send", "response", "waker", "sid")
+    __slots__ = ("rid", "scope", "receive", "send", "response", "reader", "woken", "sid")
 
     def __init__(self, rid: int, scope: Scope, receive: Receive, send: Send) -> None:
         self.rid = rid
@@ -39,8 +39,16 @@ class PendingHTTP:
         self.receive = receive
         self.send = send
         self.response: Respond | None = None
-        self.waker: Any = None  # the backend's waker, set while the request's task waits in receive()
+        # while the request's task waits in receive(): what wake() cancels (Backend.enter_wakeable)
+        self.reader: Any = None
+        self.woken = False
         self.sid: str | None = None  # the session it opens, for a handshake
+
+    def wake(self) -> None:
+        """End the task's wait in ``receive()`` (from another task): its response is here."""
+        if self.reader is not None and not self.woken:
+            self.woken = True
+            self.reader.cancel()
 
 
 class SessionRT:
