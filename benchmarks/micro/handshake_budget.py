@@ -9,6 +9,9 @@ rounds in microseconds per handshake (both requests):
 * ``bare``: ``benchmarks/apps/bare.py``, the ceiling the benchmarks compare with;
 * ``ours``: ``AsyncServer`` with async ``connect`` and ``disconnect`` handlers (as the
   benchmark's app), and ``ours, no handlers``: the same without them;
+* ``common path only``: the same core, handlers and environ under an ASGI layer that
+  knows only these two requests (no pending-request record, wake-up, timer driver, hooks,
+  access log, refusals, failed writes): what ours' layer would cost with none of those;
 * ``core``: the sans-IO core alone for the same two requests (the scope read into a
   request, ``receive_request``, ``accept``, the POST's ``receive_request`` and
   ``receive_body``), no event loop.
@@ -33,8 +36,9 @@ from typing import Any, Callable
 import anyio
 
 import engineio_asgi
-from engineio_asgi.environ import request_from_scope
-from engineio_sansio import ConnectRequest, Server
+from engineio_asgi._state import SessionRT
+from engineio_asgi.environ import build_environ, request_from_scope
+from engineio_sansio import ConnectRequest, Respond, Server, SessionClosed
 
 sys.path.insert(0, str(Path(__file__).parent))
 from handshake_split import make_app, run
@@ -61,6 +65,46 @@ async def harness_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 def ours_without_handlers() -> Any:
     return engineio_asgi.ASGIApp(engineio_asgi.AsyncServer(async_mode="asgi"))
+
+
+def common_path_only() -> Any:
+    """The same core, handlers and environ under an ASGI layer that knows only this
+    benchmark's two requests: no pending-request record, wake-up, timer driver, hooks,
+    access log, refusals or failed writes. Not a server: a measure of what those cost."""
+    core = Server()
+    sessions: dict[str, SessionRT] = {}
+    clock = time.monotonic
+
+    async def connect(sid: str, environ: Any) -> None:
+        pass
+
+    async def disconnect(sid: str, reason: str) -> None:
+        pass
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        rid, events = core.receive_request(request_from_scope(scope), clock())
+        response = None
+        if events and type(events[0]) is ConnectRequest:
+            sid = events[0].sid
+            sessions[sid] = SessionRT("polling", scope.get("client"))
+            await connect(sid, build_environ(scope, receive, send))
+            response = core.accept(sid, clock())[0]
+        else:
+            body = (await receive()).get("body", b"")  # (all of it: this harness sends it at once)
+            events = core.receive_body(rid, body, False, clock())
+            for ev in events:
+                if type(ev) is SessionClosed:
+                    await disconnect(ev.sid, ev.reason.value)
+                    sessions.pop(ev.sid, None)
+                elif type(ev) is Respond:
+                    response = ev
+        assert type(response) is Respond
+        headers = response.headers
+        headers.append((b"content-length", b"%d" % len(response.body)))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+    return app
 
 
 def per_handshake_asgi(app: Any, n: int) -> float:
@@ -99,6 +143,7 @@ def main() -> None:
         "bare": lambda: per_handshake_asgi(make_app(bare=True), n),
         "ours": lambda: per_handshake_asgi(make_app(bare=False), n),
         "ours, no handlers": lambda: per_handshake_asgi(ours_without_handlers(), n),
+        "common path only": lambda: per_handshake_asgi(common_path_only(), n),
         "core": lambda: per_handshake_core(n),
     }
     samples: dict[str, list[float]] = {name: [] for name in measures}
@@ -119,6 +164,9 @@ def main() -> None:
     print(f"  ASGI layer       {layer:6.2f} us (ours minus harness, core and handlers)")
     floor = us["harness"] + us["core"] + handlers
     print(f"ours with an ASGI layer that cost nothing: {floor:.2f} us, {floor - us['bare']:.2f} over bare")
+    lean = us["common path only"]
+    print(f"the common path only: {lean:.2f} us, {lean - us['bare']:.2f} over bare; ours' other work on it:")
+    print(f"  {us['ours'] - lean:.2f} us")
 
 
 if __name__ == "__main__":
