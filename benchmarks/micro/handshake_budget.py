@@ -20,7 +20,7 @@ From these: the handlers' share (their calls and the environ) is ``ours`` minus 
 handlers``; the ASGI layer's own share is what is left of ``ours`` after the harness, the
 core and the handlers. The benchmark's goal (0.7 x bare by time through uvicorn) allows
 about 12 us in-process over bare (see docs/benchmarks.md, "What the polling handshake's
-time holds"); the last line prints that budget against ours::
+time holds"); the summary after the figures sets ours against that budget::
 
     python benchmarks/micro/handshake_budget.py [N] [ROUNDS]
 """
