@@ -228,17 +228,14 @@ class Pings(_Group):
     def ended(self) -> None:
         """The write out has ended, however: the next goes (from a done callback)."""
         self.current = None
-        self._next(False)
-
-    def _next(self, in_task: bool) -> None:
         queue = self.queue
         server = self.server
         if server._closing:
-            self.release(in_task)
+            self.release(False)
             return
         while queue and self.current is None:
             rid, frames = queue.popleft()
-            server._start_write(rid, frames, self, in_task)
+            server._start_write(rid, frames, self, False)
 
     def hold_until(self) -> float:
         """When the write out stops holding up the queued ones (``inf``: none waits)."""
@@ -246,7 +243,7 @@ class Pings(_Group):
 
     def check(self, now: float) -> None:
         """The driver's wake-up: a write out too long goes on alone, the queued ones at once."""
-        if self.current is not None and self.queue and now >= self.since + PING_HOLD:
+        if now >= self.hold_until():
             self.release(True)
 
     def release(self, in_task: bool) -> None:
