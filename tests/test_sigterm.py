@@ -197,6 +197,18 @@ class PyClient:
         await asyncio.wait_for(self._echoed.wait(), TIMEOUT)
 
 
+def _repolled(events: list[dict[str, Any]], sids: set[str]) -> bool:
+    """Whether each of ``sids`` sent a long-polling GET after its label."""
+    labelled: set[str] = set()
+    repolled: set[str] = set()
+    for e in events:
+        if e["event"] == "label":
+            labelled.add(e["sid"])
+        elif e["event"] == "poll" and e["sid"] in labelled:
+            repolled.add(e["sid"])
+    return repolled >= sids
+
+
 def _node_client(url: str, name: str) -> dict[str, Any]:
     return run_node_client(  # type: ignore[no-any-return]
         url,
@@ -233,6 +245,14 @@ async def _sigterm_run(run: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> 
             )
             sids = {e["name"]: e["sid"] for e in channel.of("label")}
             transports = {e["name"]: e["transport"] for e in channel.of("label")}
+            # The label's echo answers a polling client's held GET, and the client sends the
+            # next one at once. A GET that reaches a stopping server is refused, where one
+            # held already waits for the server's next word: stop once each polling client
+            # has its next GET in, so the clients' view does not depend on that race.
+            polling = {sids[name] for name, transport in transports.items() if transport == "polling"}
+            await channel.wait_for(
+                "a poll held again for every polling session", lambda ev: _repolled(ev, polling)
+            )
 
             os.kill(srv.pid, signal.SIGTERM)  # the process we started, nothing else
 

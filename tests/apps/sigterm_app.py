@@ -7,6 +7,7 @@ polling, and keeps what was said after the process is gone:
 * ``{"event": "connect", "sid"}``
 * ``{"event": "label", "sid", "name", "transport"}`` -- a client sent ``label:<name>``
   (it is echoed back, so the client knows the server has it)
+* ``{"event": "poll", "sid"}`` -- a long-polling GET of session ``sid`` reached the app
 * ``{"event": "disconnect", "sid", "reason"}`` -- the disconnect handler ran
 * ``{"event": "ws-end", "code"}`` / ``{"event": "ws-end", "cancelled": true}`` -- how the
   ASGI server ended an Engine.IO websocket: the code of its ``websocket.disconnect``,
@@ -24,6 +25,7 @@ import os
 import socket
 import threading
 from typing import Any
+from urllib.parse import parse_qs
 
 import anyio
 
@@ -98,4 +100,8 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
 
         await engineio_app(scope, receive_ws, send)
         return
+    if kind == "http" and scope["method"] == "GET":
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if query.get("transport") == ["polling"] and "sid" in query:
+            emit(event="poll", sid=query["sid"][0])
     await engineio_app(scope, receive, send)
