@@ -61,6 +61,8 @@ IMPLS = {
     "bare-hb": ("bare_heartbeat:app", None, "bare ASGI echo + the least Engine.IO heartbeat"),
     # a control: bare plus EIO_BENCH_SPIN_US (default 10) of tight-loop CPU per HTTP request
     "bare-spin": ("bare_spin:app", None, "bare ASGI echo + a fixed CPU loop per HTTP request"),
+    # a control: the least work a complete server does for a polling handshake (that only)
+    "least": ("least_server:app", None, "the least work of a complete server, polling handshakes only"),
     # the same app again, as a second row: how far two runs of one app differ (an A/A comparison)
     "bare-hb-again": ("bare_heartbeat:app", None, "bare-hb again, the noise between two runs of one app"),
     "pyeio": ("pyengineio:app", "true", "python-engineio"),

@@ -171,3 +171,61 @@ def test_paced_echo_times_from_the_schedule_so_a_stall_is_not_hidden(echo_rate: 
     assert result["echo_rate"] == echo_rate, result
     assert result["p99_ms"] >= 0.75 * stall * 1000, result  # the stall is in the tail, not one sample
     assert result["max_ms"] >= 0.9 * stall * 1000, result
+
+
+def test_least_server_control_serves_real_handshakes() -> None:
+    """The ``least`` control (benchmarks/apps/least_server.py) completes load.js's polling
+    handshakes through uvicorn, every one answered as the client expects."""
+    if not node_available():
+        pytest.fail("node or node_modules missing: run `npm ci` at the repository root")
+    with running_server("least_server:app", "uvicorn", env={"PYTHONPATH": str(APPS)}) as srv:
+        args = ["--scenario", "polling-handshake", "--clients", "4", "--count", "200", "--warmup", "0"]
+        res = run_load(srv.port, *args)
+    assert res["count"] >= 200 and res["errors"] == 0, res
+
+
+def test_least_server_control_does_a_complete_servers_work() -> None:
+    """What the control claims to do for the two requests, checked in-process: the
+    handlers run with the session's id (and the environ), the id is forgotten on close, a
+    closed or unknown session and an ``Origin`` it does not check are refused."""
+    import anyio
+    import httpx
+
+    sys.path.insert(0, str(APPS))
+    try:
+        import least_server
+    finally:
+        sys.path.remove(str(APPS))
+    seen: list[tuple[str, str]] = []
+
+    async def connect(sid: str, environ: dict) -> None:
+        seen.append(("connect", sid if environ["QUERY_STRING"] == "EIO=4&transport=polling" else "?"))
+
+    async def disconnect(sid: str, reason: str) -> None:
+        seen.append(("disconnect", reason))
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=least_server.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            opened = await client.get("/engine.io/?EIO=4&transport=polling")
+            assert opened.status_code == 200 and opened.text.startswith("0{"), opened.text
+            sid = json.loads(opened.text[1:])["sid"]
+            assert len(sid) == 20 and sid in least_server.sessions
+            assert seen == [("connect", sid)]
+            url = f"/engine.io/?EIO=4&transport=polling&sid={sid}"
+            closed = await client.post(url, content=b"1")
+            assert (closed.status_code, closed.text) == (200, "ok")
+            assert seen[1:] == [("disconnect", "client disconnect")] and sid not in least_server.sessions
+            assert (await client.post(url, content=b"1")).status_code == 400  # gone
+            foreign = await client.get(
+                "/engine.io/?EIO=4&transport=polling", headers={"origin": "http://x.example"}
+            )
+            assert foreign.status_code == 400
+            assert (await client.get("/engine.io/?EIO=3&transport=polling")).status_code == 400
+
+    handlers = least_server.connect, least_server.disconnect
+    least_server.connect, least_server.disconnect = connect, disconnect
+    try:
+        anyio.run(main)
+    finally:
+        least_server.connect, least_server.disconnect = handlers

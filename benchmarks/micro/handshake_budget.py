@@ -12,6 +12,8 @@ rounds in microseconds per handshake (both requests):
 * ``common path only``: the same core, handlers and environ under an ASGI layer that
   knows only these two requests (no pending-request record, wake-up, timer driver, hooks,
   access log, refusals, failed writes): what ours' layer would cost with none of those;
+* ``least``: ``benchmarks/apps/least_server.py``, the least work a complete server does
+  for these two requests (the same handlers and environ), as one tight function each;
 * ``core``: the sans-IO core alone for the same two requests (the scope read into a
   request, ``receive_request``, ``accept``, the POST's ``receive_request`` and
   ``receive_body``), no event loop.
@@ -41,8 +43,9 @@ from engineio_asgi.environ import build_environ, request_from_scope
 from engineio_sansio import ConnectRequest, Respond, Server, SessionClosed
 
 sys.path.insert(0, str(Path(__file__).parent))
-from handshake_split import make_app, run
+from handshake_split import make_app, run  # (which puts benchmarks/apps on the path too)
 from handshake_steps import scope
+from least_server import app as least_app
 
 BUDGET_OVER_BARE_US = 12.0
 """In-process microseconds over bare that 0.7 x bare by time leaves (docs/benchmarks.md)."""
@@ -144,6 +147,7 @@ def main() -> None:
         "ours": lambda: per_handshake_asgi(make_app(bare=False), n),
         "ours, no handlers": lambda: per_handshake_asgi(ours_without_handlers(), n),
         "common path only": lambda: per_handshake_asgi(common_path_only(), n),
+        "least": lambda: per_handshake_asgi(least_app, n),
         "core": lambda: per_handshake_core(n),
     }
     samples: dict[str, list[float]] = {name: [] for name in measures}
@@ -167,6 +171,9 @@ def main() -> None:
     lean = us["common path only"]
     print(f"the common path only: {lean:.2f} us, {lean - us['bare']:.2f} over bare; ours' other work on it:")
     print(f"  {us['ours'] - lean:.2f} us")
+    least = us["least"]
+    print(f"the least a complete server does: {least:.2f} us, {least - us['bare']:+.2f} over bare; ours is")
+    print(f"  {us['ours'] / least:.1f} x that")
 
 
 if __name__ == "__main__":
