@@ -33,6 +33,7 @@ from binascii import b2a_base64
 from os import urandom
 
 from _gcstats import install
+from bare import lifespan
 
 from engineio_asgi.environ import build_environ
 
@@ -116,13 +117,7 @@ async def asgi(scope, receive, send) -> None:
     if kind == "http":
         await http(scope, receive, send)
     elif kind == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await lifespan(receive, send)
     else:
         await receive()
         await send({"type": "websocket.close", "code": 1008})
