@@ -22,7 +22,7 @@ from engineio_sansio import (
     Upgraded,
 )
 
-from ._state import WSConn
+from ._state import WSConn, wake
 from ._writes import WritesMixin
 
 __all__ = ["EventsMixin"]
@@ -79,7 +79,7 @@ class EventsMixin(WritesMixin):
         pending = self._http.get(ev.request_id)
         if pending is not None:
             pending.response = ev
-            pending.wake()
+            wake(pending)
             if pending.sid is not None and ev.status != 200:
                 self._sessions.pop(pending.sid, None)  # a handshake refused
             return
@@ -188,7 +188,7 @@ class EventsMixin(WritesMixin):
             if conn.reader is not None and conn.close_code is None:
                 conn.close_code = code
                 if conn.in_receive:  # the reader sends the close (see _send_close)
-                    conn.wake()
+                    wake(conn)
         self._late_tick = math.inf
 
     async def _send_close(self, conn: WSConn) -> None:
@@ -197,7 +197,7 @@ class EventsMixin(WritesMixin):
             # waits in receive(). A reader busy in a handler sees close_code when it
             # comes back; one waiting for a frame is woken.
             if conn.in_receive:
-                conn.wake()
+                wake(conn)
             return
         if conn.close_sent:
             return

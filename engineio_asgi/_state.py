@@ -4,7 +4,7 @@ of requests, websockets and sessions, and the state declared once for the type c
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, MutableMapping, Protocol, Sequence
 
 from engineio_sansio import (
     ConnectRequest,
@@ -28,8 +28,26 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
+class Wakeable(Protocol):
+    """A record whose task may wait in ``receive()`` while another task can end the wait:
+    ``reader`` is what :meth:`Backend.enter_wakeable` returned for the wait (``None``
+    outside it), ``woken`` is set once :func:`wake` ended it."""
+
+    reader: Any
+    woken: bool
+
+
+def wake(record: Wakeable) -> None:
+    """End the wait in ``receive()`` of ``record``'s task (from another task); the wait
+    ends quietly (a held request's response is here; a websocket's reader stops)."""
+    if record.reader is not None and not record.woken:
+        record.woken = True
+        record.reader.cancel()
+
+
 class PendingHTTP:
-    """An HTTP request waiting for its ``Respond``: a held GET, a POST being read, a handshake."""
+    """An HTTP request waiting for its ``Respond``: a held GET, a POST being read, a handshake
+    (a :class:`Wakeable`)."""
 
     __slots__ = ("rid", "scope", "receive", "send", "response", "reader", "woken", "sid")
 
@@ -43,12 +61,6 @@ class PendingHTTP:
         self.reader: Any = None
         self.woken = False
         self.sid: str | None = None  # the session it opens, for a handshake
-
-    def wake(self) -> None:
-        """End the task's wait in ``receive()`` (from another task): its response is here."""
-        if self.reader is not None and not self.woken:
-            self.woken = True
-            self.reader.cancel()
 
 
 class SessionRT:
@@ -68,7 +80,8 @@ class WSConn(SessionRT):
 
     A websocket that opens its session (rather than upgrading a polling one) is
     that session's record too, for as long as either lives: one object per held
-    session where two would be, for every full collection to walk.
+    session where two would be, for every full collection to walk. Its reader's
+    wait is a :class:`Wakeable`'s.
     """
 
     __slots__ = (
@@ -114,12 +127,6 @@ class WSConn(SessionRT):
         self.transport = ""
         self.client = None
         self.chain = None
-
-    def wake(self) -> None:
-        """End the reader's wait in ``receive()`` (from another task): the reader ends quietly."""
-        if self.reader is not None and not self.woken:
-            self.woken = True
-            self.reader.cancel()
 
 
 class RuntimeState:

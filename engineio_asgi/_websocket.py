@@ -106,7 +106,7 @@ class WebSocketMixin(RuntimeState):
             backend: Backend = self._backend  # type: ignore[assignment]
             stopped = _NOT_STOPPED  # whether (and how) the ASGI server ended it by stopping
             try:
-                # what conn.wake() cancels: the wait is woken with no waker object of its
+                # what wake(conn) cancels: the wait is woken with no waker object of its
                 # own per connection (nor a `with`, which would keep a bound __exit__)
                 conn.reader = backend.enter_wakeable()
                 try:
