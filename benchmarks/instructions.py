@@ -37,7 +37,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from run import ASYNCIO_ONLY, HERE, IMPLS, LOAD_JS, RESULTS, SERVERS, Server, ensure_node_deps, versions
+from run import (
+    ASYNCIO_ONLY,
+    HERE,
+    IMPLS,
+    LOAD_JS,
+    RESULTS,
+    SERVERS,
+    Server,
+    ensure_node_deps,
+    handles,
+    versions,
+)
 
 # scenario -> load.js parameters and (small, big) operation counts
 SCENARIOS = {
@@ -178,8 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         for s in servers
         for sc in scenarios
         for i in impls
-        if not (s == "hypercorn-trio" and i in ASYNCIO_ONLY)
+        if not (s == "hypercorn-trio" and i in ASYNCIO_ONLY) and handles(i, sc)
     ]
+    for sc in scenarios:
+        for i in impls:
+            if not handles(i, sc):
+                print(f"{i} {sc}: n/a ({IMPLS[i][2]})")
     meta = {"event": "meta", "versions": versions(), "started": stamp}
     records = []
     pool = ThreadPoolExecutor(max(1, opts.jobs))

@@ -54,6 +54,14 @@ SERVER_NOTES = {
 }
 # python-engineio (and bare-hb's driver) need asyncio
 ASYNCIO_ONLY = {"pyeio", "pyeio-sync", "bare-hb", "bare-hb-again"}
+# impls that answer only some scenarios (a control); any other scenario is recorded n/a
+ONLY_SCENARIOS = {"least": {"polling-handshake"}}
+
+
+def handles(impl: str, scenario: str) -> bool:
+    """Whether impl answers scenario at all (the least control refuses all but its own)."""
+    return scenario in ONLY_SCENARIOS.get(impl, (scenario,))
+
 
 IMPLS = {
     # name: (module:attr, EIO_ASYNC_HANDLERS, label)
@@ -946,25 +954,28 @@ def main(argv: list[str] | None = None) -> int:
             for s in servers:
                 for i in impls:
                     base = {"type": "result", "run_id": run_id, "rep": rep, "server": s, "impl": i}
-                    if (s, i) in unavailable:
-                        status, reason = unavailable[(s, i)]
-                        for sc in scenarios:
-                            emit(
-                                {
-                                    **base,
-                                    "scenario": sc["name"],
-                                    "kind": sc["kind"],
-                                    "status": status,
-                                    "reason": reason,
-                                }
-                            )
-                        continue
+                    mine = []  # the scenarios this impl runs here; the others are recorded why not
+                    for sc in scenarios:
+                        why_not = unavailable.get((s, i))
+                        if why_not is None and not handles(i, sc["name"]):
+                            why_not = ("n/a", f"{IMPLS[i][2]}: not this scenario")
+                        if why_not is None:
+                            mine.append(sc)
+                            continue
+                        status, reason = why_not
+                        emit(
+                            {
+                                **base,
+                                "scenario": sc["name"],
+                                "kind": sc["kind"],
+                                "status": status,
+                                "reason": reason,
+                            }
+                        )
                     # throughput scenarios share one server (a fresh one after a crash);
                     # idle ones get a fresh server each
-                    pending = [sc for sc in scenarios if sc["kind"] not in ISOLATED]
-                    queue = ([pending] if pending else []) + [
-                        [sc] for sc in scenarios if sc["kind"] == "idle"
-                    ]
+                    pending = [sc for sc in mine if sc["kind"] not in ISOLATED]
+                    queue = ([pending] if pending else []) + [[sc] for sc in mine if sc["kind"] == "idle"]
                     for group in queue:
                         todo = list(group)
                         for _attempt in range(len(group)):  # bounded: each attempt consumes a scenario
@@ -978,7 +989,7 @@ def main(argv: list[str] | None = None) -> int:
                     if sc["kind"] not in ISOLATED or sc["kind"] == "idle":
                         continue
                     for i in turn:
-                        if (s, i) not in unavailable:
+                        if (s, i) not in unavailable and handles(i, sc["name"]):
                             base = {"type": "result", "run_id": run_id, "rep": rep, "server": s, "impl": i}
                             run_group(s, i, [sc], base, opts, log_dir, emit)
         out.flush()

@@ -122,6 +122,19 @@ def test_run_py_reads_gc_pauses_at_the_marks(tmp_path) -> None:
     assert "p99.9 ms" in proc.stdout and "s until all back" in proc.stdout
 
 
+def test_run_py_records_a_control_outside_its_one_scenario_as_na(tmp_path) -> None:
+    """The least control answers polling handshakes only: run.py records any other scenario
+    of it as n/a, without starting a server that would refuse every request."""
+    out = tmp_path / "r.jsonl"
+    cmd = [sys.executable, str(REPO_ROOT / "benchmarks" / "run.py"), "--servers", "uvicorn"]
+    cmd += ["--impls", "least", "--scenarios", "ws-handshake,ws-echo", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    results = sorted((r["scenario"], r["status"]) for r in rows if r.get("type") == "result")
+    assert results == [("ws-echo", "n/a"), ("ws-handshake", "n/a")], rows
+
+
 @pytest.mark.parametrize("echo_rate", [50])
 def test_paced_echo_times_from_the_schedule_so_a_stall_is_not_hidden(echo_rate: int) -> None:
     """--echo-rate R (open loop): the server stopped for 0.4 s mid-window shows in the tail.
