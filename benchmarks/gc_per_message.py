@@ -116,7 +116,7 @@ def main() -> int:
     with open(out_path, "a") as out:
         for server in run.split(opts.servers):
             for impl in run.split(opts.impls):
-                if impl in run.ASYNCIO_ONLY and server.endswith("-trio"):
+                if run.not_run(server, impl, "ws-echo") is not None:
                     continue
                 rec = probe(server, impl, opts.messages, log_dir, opts.clients)
                 out.write(json.dumps(rec) + "\n")

@@ -38,7 +38,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from run import (
-    ASYNCIO_ONLY,
     HERE,
     IMPLS,
     LOAD_JS,
@@ -46,7 +45,7 @@ from run import (
     SERVERS,
     Server,
     ensure_node_deps,
-    handles,
+    not_run,
     versions,
 )
 
@@ -184,17 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     out = RESULTS / f"{stamp}-instructions.jsonl"
     log_dir = RESULTS / "logs" / f"{stamp}-instructions"
     log_dir.mkdir(parents=True)
-    jobs = [
-        (s, i, sc)
-        for s in servers
-        for sc in scenarios
-        for i in impls
-        if not (s == "hypercorn-trio" and i in ASYNCIO_ONLY) and handles(i, sc)
-    ]
-    for sc in scenarios:
-        for i in impls:
-            if not handles(i, sc):
-                print(f"{i} {sc}: n/a ({IMPLS[i][2]})")
+    jobs = [(s, i, sc) for s in servers for sc in scenarios for i in impls if not_run(s, i, sc) is None]
+    for s in servers:
+        for sc in scenarios:
+            for i in impls:
+                why_not = not_run(s, i, sc)
+                if why_not is not None:
+                    print(f"{s} {sc} {i}: {why_not[0]} ({why_not[1]})")
     meta = {"event": "meta", "versions": versions(), "started": stamp}
     records = []
     pool = ThreadPoolExecutor(max(1, opts.jobs))

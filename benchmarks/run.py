@@ -58,9 +58,13 @@ ASYNCIO_ONLY = {"pyeio", "pyeio-sync", "bare-hb", "bare-hb-again"}
 ONLY_SCENARIOS = {"least": {"polling-handshake"}}
 
 
-def handles(impl: str, scenario: str) -> bool:
-    """Whether impl answers scenario at all (the least control refuses all but its own)."""
-    return scenario in ONLY_SCENARIOS.get(impl, (scenario,))
+def not_run(server: str, impl: str, scenario: str) -> tuple[str, str] | None:
+    """Why impl is not measured on server in scenario, as (status, reason); None if it is."""
+    if impl in ASYNCIO_ONLY and server.endswith("-trio"):
+        return ("n/a", f"{IMPLS[impl][2]}: asyncio only")
+    if scenario not in ONLY_SCENARIOS.get(impl, (scenario,)):
+        return ("n/a", f"{IMPLS[impl][2]}: not this scenario")
+    return None
 
 
 IMPLS = {
@@ -904,8 +908,6 @@ def main(argv: list[str] | None = None) -> int:
         for i in impls:
             if i.startswith("ours") and why_not_ours:
                 unavailable[(s, i)] = ("skipped", f"import engineio_asgi fails: {why_not_ours}")
-            elif i in ASYNCIO_ONLY and s.endswith("-trio"):
-                unavailable[(s, i)] = ("n/a", f"{IMPLS[i][2]}: asyncio only")
 
     meta = {
         "type": "meta",
@@ -956,9 +958,7 @@ def main(argv: list[str] | None = None) -> int:
                     base = {"type": "result", "run_id": run_id, "rep": rep, "server": s, "impl": i}
                     mine = []  # the scenarios this impl runs here; the others are recorded why not
                     for sc in scenarios:
-                        why_not = unavailable.get((s, i))
-                        if why_not is None and not handles(i, sc["name"]):
-                            why_not = ("n/a", f"{IMPLS[i][2]}: not this scenario")
+                        why_not = unavailable.get((s, i)) or not_run(s, i, sc["name"])
                         if why_not is None:
                             mine.append(sc)
                             continue
@@ -989,7 +989,7 @@ def main(argv: list[str] | None = None) -> int:
                     if sc["kind"] not in ISOLATED or sc["kind"] == "idle":
                         continue
                     for i in turn:
-                        if (s, i) not in unavailable and handles(i, sc["name"]):
+                        if (s, i) not in unavailable and not_run(s, i, sc["name"]) is None:
                             base = {"type": "result", "run_id": run_id, "rep": rep, "server": s, "impl": i}
                             run_group(s, i, [sc], base, opts, log_dir, emit)
         out.flush()
