@@ -49,6 +49,7 @@ _URLSAFE = bytes.maketrans(b"+/", b"-_")
 sessions: dict[str, float] = {}  # sid -> its next ping's time (the whole session record)
 timers: list[tuple[float, str]] = []  # the pings' heap (a driver would sleep until the first)
 clock = time.monotonic
+known: dict[str, None] = {}  # the handlers' own record of connected sessions, as in _echo.py
 
 
 async def connect(sid: str, environ: dict) -> None:
@@ -58,9 +59,6 @@ async def connect(sid: str, environ: dict) -> None:
 
 async def disconnect(sid: str, reason: str) -> None:
     known.pop(sid, None)
-
-
-known: dict[str, None] = {}
 
 
 def query(qs: bytes) -> dict[str, str]:
